@@ -1,0 +1,1 @@
+"""Diffusion Studio: an interactive diffusion playground built on diffusers and Gradio."""

@@ -1,0 +1,125 @@
+"""The models the app knows: name -> source (hub id or local folder), kind and defaults."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import try_to_load_from_cache
+
+UNCONDITIONAL = "unconditional"
+CLASS_CONDITIONAL = "class-conditional"
+TEXT_TO_IMAGE = "text-to-image"
+CLIP = "clip"
+
+# Pipeline class names (model_index.json "_class_name") -> kind.
+PIPELINE_KINDS = {
+    "DDPMPipeline": UNCONDITIONAL,
+    "DDIMPipeline": UNCONDITIONAL,
+    "StableDiffusionPipeline": TEXT_TO_IMAGE,
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    source: str
+    kind: str
+    description: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.source).is_dir()
+
+    def available_offline(self) -> bool:
+        """True when loading needs no network: a local folder, or a hub id already in the HF cache."""
+        if self.is_local:
+            return (Path(self.source) / "model_index.json").is_file()
+        return isinstance(try_to_load_from_cache(self.source, "model_index.json"), str)
+
+
+HUB_MODELS = (
+    ModelEntry("google/ddpm-cifar10-32", "google/ddpm-cifar10-32", UNCONDITIONAL, "CIFAR-10, 32x32 (36M params)"),
+    ModelEntry("google/ddpm-cat-256", "google/ddpm-cat-256", UNCONDITIONAL, "LSUN cats, 256x256 (114M params)"),
+    ModelEntry("google/ddpm-celebahq-256", "google/ddpm-celebahq-256", UNCONDITIONAL, "CelebA-HQ faces, 256x256"),
+)
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+class Catalog:
+    """Thread-safe registry; entries added later (finished training jobs) show up in every listing."""
+
+    def __init__(self, entries: tuple[ModelEntry, ...] | list[ModelEntry] = ()):
+        self._entries: dict[str, ModelEntry] = {}
+        self._lock = threading.Lock()
+        for entry in entries:
+            self.register(entry)
+
+    def register(self, entry: ModelEntry) -> None:
+        with self._lock:
+            self._entries[entry.name] = entry
+
+    def get(self, name: str) -> ModelEntry:
+        with self._lock:
+            entry = self._entries.get(name)
+            known = ", ".join(self._entries)
+        if entry is None:
+            raise UnknownModelError(f"Unknown model {name!r}. Known models: {known or 'none'}.")
+        return entry
+
+    def entries(self, kind: str | None = None) -> list[ModelEntry]:
+        with self._lock:
+            entries = list(self._entries.values())
+        return [e for e in entries if kind is None or e.kind == kind]
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [e.name for e in self.entries(kind)]
+
+    def default(self, kind: str) -> str | None:
+        """The first model of this kind that loads offline, else the first of the kind."""
+        entries = self.entries(kind)
+        offline = [e for e in entries if e.available_offline()]
+        chosen = offline or entries
+        return chosen[0].name if chosen else None
+
+
+def entry_from_folder(folder: Path, name: str | None = None) -> ModelEntry | None:
+    """Describe a save_pretrained pipeline folder, or None when it is not one."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return None
+    class_name = json.loads(index.read_text()).get("_class_name", "")
+    kind = PIPELINE_KINDS.get(class_name)
+    if kind is None:
+        return None
+    return ModelEntry(name or folder.name, str(folder.resolve()), kind, f"local {class_name}")
+
+
+def local_entries(models_dir: Path) -> list[ModelEntry]:
+    if not models_dir.is_dir():
+        return []
+    found = (entry_from_folder(folder) for folder in sorted(models_dir.iterdir()) if folder.is_dir())
+    return [entry for entry in found if entry is not None]
+
+
+def entry_from_spec(name: str, source: str) -> ModelEntry:
+    """A user-added model: a local folder is inspected; a hub id is taken as unconditional."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        entry = entry_from_folder(folder, name)
+        if entry is None:
+            raise ValueError(f"{source!r} is not a diffusers pipeline folder (no usable model_index.json).")
+        return entry
+    return ModelEntry(name, source, UNCONDITIONAL, "hub model")
+
+
+def build_catalog(model_dirs: list[Path], extra_models: tuple[tuple[str, str], ...] = ()) -> Catalog:
+    """Local models first (they work offline), then the hub models, then user additions."""
+    entries = [entry for folder in model_dirs for entry in local_entries(folder)] + list(HUB_MODELS)
+    entries += [entry_from_spec(name, source) for name, source in extra_models]
+    return Catalog(entries)

@@ -1,0 +1,116 @@
+"""One frozen Settings object for the whole app, read from the environment and CLI flags.
+
+Environment variables (all optional):
+    DS_DEVICE           cpu | cuda | cuda:N          (default: cuda when available, else cpu)
+    DS_DTYPE            float32 | float16 | bfloat16 (default: float16 on CUDA, else float32)
+    DS_DATA_DIR         where generated files and jobs live (default: ./data)
+    DS_MODELS_DIR       bundled models, one save_pretrained folder each (default: ./models)
+    DS_MODELS           extra catalog entries, "name=source;name=source" (hub id or local dir)
+    DS_CACHE_MAX_MODELS how many pipelines stay loaded at once (default: 3)
+    DS_CACHE_MAX_GB     memory budget for loaded pipelines in GiB (default: no byte limit)
+    DS_MAX_BATCH        largest number of images per request (default: 8)
+    DS_OFFLINE          1 to never reach a model hub (HF_HUB_OFFLINE=1 means the same)
+    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    data_dir: Path = REPO_ROOT / "data"
+    models_dir: Path = REPO_ROOT / "models"
+    extra_models: tuple[tuple[str, str], ...] = ()
+    cache_max_models: int = 3
+    cache_max_bytes: int | None = None
+    max_batch_size: int = 8
+    offline: bool = False
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+
+    @property
+    def local_models_dir(self) -> Path:
+        """Models made on this machine (the demo model, finished training jobs)."""
+        return self.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        device = env.get("DS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+        default_dtype = "float16" if device.startswith("cuda") else "float32"
+        max_gb = env.get("DS_CACHE_MAX_GB")
+        return cls(
+            device=device,
+            dtype=parse_dtype(env.get("DS_DTYPE", default_dtype)),
+            data_dir=Path(env.get("DS_DATA_DIR", REPO_ROOT / "data")).resolve(),
+            models_dir=Path(env.get("DS_MODELS_DIR", REPO_ROOT / "models")).resolve(),
+            extra_models=tuple(parse_model_spec(s) for s in env.get("DS_MODELS", "").split(";") if s.strip()),
+            cache_max_models=int(env.get("DS_CACHE_MAX_MODELS", 3)),
+            cache_max_bytes=int(float(max_gb) * 2**30) if max_gb else None,
+            max_batch_size=int(env.get("DS_MAX_BATCH", 8)),
+            offline=(env.get("DS_OFFLINE", "") or env.get("HF_HUB_OFFLINE", "")).lower() in TRUE_WORDS,
+            host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            port=int(env.get("GRADIO_SERVER_PORT", 7860)),
+        )
+
+    def with_cli_args(self, args: argparse.Namespace) -> "Settings":
+        """Apply the flags added by `add_cli_arguments`; flags win over the environment."""
+        changes = {}
+        for name in ("host", "port", "device", "data_dir", "models_dir"):
+            value = getattr(args, name, None)
+            if value is not None:
+                changes[name] = value
+        if getattr(args, "share", False):
+            changes["share"] = True
+        if getattr(args, "offline", False):
+            changes["offline"] = True
+        if getattr(args, "add_model", None):
+            changes["extra_models"] = self.extra_models + tuple(parse_model_spec(s) for s in args.add_model)
+        if "device" in changes and getattr(args, "dtype", None) is None:
+            changes["dtype"] = torch.float16 if changes["device"].startswith("cuda") else torch.float32
+        if getattr(args, "dtype", None):
+            changes["dtype"] = parse_dtype(args.dtype)
+        return replace(self, **changes)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="weights dtype (default: float16 on CUDA)")
+    parser.add_argument("--data-dir", type=lambda p: Path(p).resolve(), help="generated files and jobs")
+    parser.add_argument("--models-dir", type=lambda p: Path(p).resolve(), help="bundled model folders")
+    parser.add_argument("--add-model", action="append", metavar="NAME=SOURCE",
+                        help="add a catalog entry: a hub id or a local save_pretrained folder (repeatable)")
+    parser.add_argument("--offline", action="store_true", help="never reach a model hub")
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"Unknown dtype {name!r}; use one of {', '.join(DTYPES)}.") from None
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """'name=source' -> (name, source); a bare source is named after itself."""
+    name, sep, source = spec.strip().partition("=")
+    if not sep:
+        return name, name
+    if not name or not source:
+        raise ValueError(f"Model spec {spec!r} must look like NAME=SOURCE (a hub id or a local folder).")
+    return name.strip(), source.strip()
