@@ -1,0 +1,1 @@
+"""The backend: model cache, sampling loops and jobs. No gradio import anywhere in here."""
