@@ -1,0 +1,22 @@
+"""Fresh schedulers per request, built from a cached pipeline's scheduler config.
+
+A scheduler keeps state from `set_timesteps`, so one shared between requests would corrupt
+concurrent runs; `SchedulerClass.from_config(config)` is cheap and isolates each request.
+"""
+
+from __future__ import annotations
+
+from diffusers import DDIMScheduler, DDPMScheduler, SchedulerMixin
+
+UNCONDITIONAL_SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "DDPM": DDPMScheduler,
+    "DDIM": DDIMScheduler,
+}
+
+
+def make_scheduler(name: str, config, choices: dict[str, type[SchedulerMixin]] = UNCONDITIONAL_SCHEDULERS):
+    try:
+        scheduler_class = choices[name]
+    except KeyError:
+        raise ValueError(f"Unknown scheduler {name!r}; choose one of {', '.join(choices)}.") from None
+    return scheduler_class.from_config(config)

@@ -1,0 +1,35 @@
+"""Studio: the settings, the model catalog and the pipeline cache that every request shares."""
+
+from __future__ import annotations
+
+from ..catalog import Catalog, build_catalog
+from ..demo_model import ensure_offline_model
+from ..settings import Settings
+from .cache import PipelineCache
+from .loading import load_pipeline
+
+
+class Studio:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None):
+        self.settings = settings
+        self.catalog = catalog or build_catalog(
+            [settings.models_dir, settings.local_models_dir], settings.extra_models
+        )
+        self.cache = PipelineCache(self._load, settings.cache_max_models, settings.cache_max_bytes)
+
+    def pipeline(self, name: str, kind: str):
+        """The cached pipeline of a catalog model, checked to be of the kind the caller can use."""
+        entry = self.catalog.get(name)
+        if entry.kind != kind:
+            raise ValueError(f"Model {name!r} is a {entry.kind} model; this needs a {kind} model.")
+        return self.cache.get(name)
+
+    def _load(self, name: str):
+        entry = self.catalog.get(name)
+        return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline)
+
+
+def open_studio(settings: Settings) -> Studio:
+    """The studio the app and the CLI use: with an offline model guaranteed, even on a bare checkout."""
+    ensure_offline_model([settings.models_dir, settings.local_models_dir], settings.local_models_dir)
+    return Studio(settings)
