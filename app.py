@@ -1,0 +1,34 @@
+"""Diffusion Studio web app: `python app.py` (also what a Hugging Face Space runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from diffusion_app.service.studio import open_studio
+from diffusion_app.settings import Settings, add_cli_arguments
+from diffusion_app.ui import build_app
+from diffusion_app.ui.common import CSS
+
+QUEUE_MAX_SIZE = 64
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Diffusion Studio web app")
+    parser.add_argument("--host", help="address to serve on (default: GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    add_cli_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env().with_cli_args(parse_args(argv))
+    app = build_app(open_studio(settings))
+    app.queue(max_size=QUEUE_MAX_SIZE)
+    app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Tab 1: unconditional sampling from a DDPM model."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..catalog import UNCONDITIONAL
+from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
+from ..service.studio import Studio
+from .common import chosen_seed, model_dropdown, reports_errors, seed_controls, whole_number
+
+
+def build_tab(studio: Studio) -> None:
+    max_batch = studio.settings.max_batch_size
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = model_dropdown(studio, UNCONDITIONAL)
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
+            steps = gr.Slider(1, MAX_STEPS, value=100, step=1, label="Steps",
+                              info="Denoising steps. DDPM was trained with 1000; fewer steps are faster and rougher.")
+            seed, random_seed = seed_controls()
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Samples", format="png", columns=4, elem_classes="pixelated")
+            report = gr.Markdown()
+
+    @reports_errors
+    def run(model_name, count, step_count, seed_value, use_random_seed, progress=gr.Progress()):
+        request = SamplingRequest(
+            model=model_name,
+            num_images=whole_number(count, "Number of images"),
+            steps=whole_number(step_count, "Steps"),
+            seed=chosen_seed(seed_value, use_random_seed),
+        )
+        progress(0, desc="Loading model")
+        sampling = SamplingRun(studio, request)
+        for step in sampling:
+            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+        images = sampling.images()
+        yield images, (
+            f"Seed {sampling.request.seed} (image i uses seed + i) · {request.steps} DDPM steps "
+            f"in {sampling.seconds:.1f} s"
+        )
+
+    event = generate.click(run, [model, num_images, steps, seed, random_seed], [gallery, report],
+                           api_name="generate_unconditional")
+    stop.click(None, cancels=[event])
