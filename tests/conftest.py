@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny random-weight pipelines saved with save_pretrained, and a running app."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from diffusion_app.demo_model import build_ddpm_pipeline
+from diffusion_app.service.studio import Studio
+from diffusion_app.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = "tiny-ddpm"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """Two tiny unconditional pipelines: RGB 16x16 and grayscale 8x8."""
+    folder = tmp_path_factory.mktemp("models")
+    build_ddpm_pipeline(folder / TINY_MODEL, sample_size=16, block_out_channels=(8, 16), seed=0)
+    build_ddpm_pipeline(folder / "tiny-gray", sample_size=8, channels=1, block_out_channels=(8, 16), seed=1)
+    return folder
+
+
+@pytest.fixture
+def settings(models_dir, tmp_path) -> Settings:
+    return Settings(models_dir=models_dir, data_dir=tmp_path / "data", offline=True)
+
+
+@pytest.fixture
+def studio(settings) -> Studio:
+    return Studio(settings)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url(models_dir, tmp_path_factory):
+    """`python app.py` in a subprocess, as a user starts it, on the tiny models and no network."""
+    port = free_port()
+    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+           "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log_path = tmp_path_factory.mktemp("logs") / "app.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO_ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"app.py did not start in time:\n{log_path.read_text()}")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)

@@ -1,0 +1,75 @@
+"""The running app, called through gradio_client with the documented API names."""
+
+import numpy as np
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from diffusion_app.service.metadata import parse_parameters, read_parameters
+
+
+@pytest.fixture(scope="module")
+def client(server_url):
+    return Client(server_url, verbose=False)
+
+
+def gallery_images(gallery):
+    return [Image.open(item["image"]) for item in gallery]
+
+
+def test_documented_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/generate_unconditional", "/generate_ddim"} <= set(endpoints)
+
+
+def test_unconditional_generates_pngs_with_parameters(client):
+    gallery, report = client.predict("tiny-ddpm", 2, 10, 42, False, api_name="/generate_unconditional")
+    images = gallery_images(gallery)
+    assert len(images) == 2 and all(image.format == "PNG" for image in images)
+    params = [parse_parameters(read_parameters(image)) for image in images]
+    assert [p["Seed"] for p in params] == ["42", "43"]
+    assert params[0]["Model"] == "tiny-ddpm" and params[0]["Sampler"] == "DDPM" and params[0]["Steps"] == "10"
+    assert "Seed 42" in report
+    again, _ = client.predict("tiny-ddpm", 2, 10, 42, False, api_name="/generate_unconditional")
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, gallery_images(again)))
+
+
+def test_random_seed_is_reported(client):
+    gallery, report = client.predict("tiny-ddpm", 1, 5, 0, True, api_name="/generate_unconditional")
+    seed = parse_parameters(read_parameters(gallery_images(gallery)[0]))["Seed"]
+    assert f"Seed {seed}" in report
+
+
+def test_ddim_streams_final_images_and_timing(client):
+    noisy, predicted, report = client.predict("tiny-ddpm", 8, 0.0, 2, 3, 7, False, api_name="/generate_ddim")
+    assert len(noisy) == 2 and len(predicted) == 2
+    params = parse_parameters(read_parameters(gallery_images(noisy)[0]))
+    assert params["Sampler"] == "DDIM" and params["Steps"] == "8" and params["Eta"] == "0.0"
+    assert "8 DDIM steps" in report and " s (" in report
+
+
+def test_ddim_previews_arrive_while_sampling(client):
+    job = client.submit("tiny-ddpm", 12, 0.0, 1, 3, 1, False, api_name="/generate_ddim")
+    job.result(timeout=120)
+    reports = [output[2] for output in job.outputs()]
+    assert [r.split(" ·")[0] for r in reports[:-1]] == ["Step 3/12", "Step 6/12", "Step 9/12"]
+    assert "12 DDIM steps" in reports[-1]
+
+
+@pytest.mark.parametrize(
+    "api_name, args, message",
+    [
+        ("/generate_unconditional", ("nope", 1, 5, 0, False), "nope is not in the list of choices"),
+        ("/generate_unconditional", ("google/ddpm-cat-256", 1, 5, 0, False), "google/ddpm-cat-256' is not available"),
+        ("/generate_unconditional", ("tiny-ddpm", 1, 5, -5, False), "less than minimum value 0"),
+        ("/generate_ddim", ("tiny-ddpm", 2.5, 0.0, 1, 1, 0, False), "Steps must be a whole number"),
+        ("/generate_ddim", ("tiny-ddpm", 5, 1.5, 1, 1, 0, False), "greater than maximum value 1"),
+        ("/generate_ddim", ("tiny-ddpm", 5000, 0.0, 1, 1, 0, False), "greater than maximum value 1000"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, api_name, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=api_name)
+    gallery, _ = client.predict("tiny-ddpm", 1, 2, 0, False, api_name="/generate_unconditional")
+    assert len(gallery) == 1

@@ -1,0 +1,150 @@
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_app.catalog import UNCONDITIONAL, UnknownModelError
+from diffusion_app.service.loading import ModelUnavailableError
+from diffusion_app.service.metadata import parse_parameters, read_parameters, save_png
+from diffusion_app.service.sampling import SamplingRequest, SamplingRun, sample
+
+MODEL = "tiny-ddpm"
+
+
+def pixels(images):
+    return [np.asarray(image) for image in images]
+
+
+def test_same_seed_same_images_other_seed_other_images(studio):
+    request = SamplingRequest(MODEL, num_images=2, steps=10, seed=7)
+    first, _ = sample(studio, request)
+    again, _ = sample(studio, request)
+    other, _ = sample(studio, SamplingRequest(MODEL, num_images=2, steps=10, seed=8))
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(first), pixels(again)))
+    assert not np.array_equal(pixels(first)[0], pixels(other)[0])
+
+
+def test_image_i_of_a_batch_uses_seed_plus_i(studio):
+    batch, run = sample(studio, SamplingRequest(MODEL, num_images=3, steps=5, seed=100))
+    alone, _ = sample(studio, SamplingRequest(MODEL, num_images=1, steps=5, seed=102))
+    assert run.seeds == [100, 101, 102]
+    difference = np.abs(pixels(batch)[2].astype(int) - pixels(alone)[0].astype(int))
+    assert difference.max() <= 1  # batched convolutions may round differently in the last bit
+
+
+def test_random_seed_is_reported_and_reproduces(studio):
+    images, run = sample(studio, SamplingRequest(MODEL, steps=5, seed=None))
+    seed = run.request.seed
+    assert isinstance(seed, int)
+    assert parse_parameters(images[0].info["parameters"])["Seed"] == str(seed)
+    again, _ = sample(studio, SamplingRequest(MODEL, steps=5, seed=seed))
+    assert np.array_equal(pixels(images)[0], pixels(again)[0])
+
+
+@pytest.mark.parametrize("scheduler", ["DDPM", "DDIM"])
+def test_concurrent_requests_match_their_solo_runs(studio, scheduler):
+    """Threads share one cached model; each builds its own scheduler, so results equal solo runs.
+
+    Different step counts per thread: a shared scheduler's set_timesteps would change the others' steps.
+    """
+    requests = [SamplingRequest(MODEL, steps=steps, seed=seed, scheduler=scheduler)
+                for seed, steps in [(1, 4), (2, 9), (3, 14), (4, 19)]]
+    solo = [pixels(sample(studio, request)[0])[0] for request in requests]
+    concurrent = [None] * len(requests)
+    start = threading.Barrier(len(requests))
+
+    def worker(index):
+        start.wait()
+        concurrent[index] = pixels(sample(studio, requests[index])[0])[0]
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert studio.cache.stats()["misses"] == 1
+    for request, alone, together in zip(requests, solo, concurrent):
+        assert np.array_equal(alone, together), f"seed {request.seed} differs when run concurrently"
+
+
+def test_cached_scheduler_is_never_mutated(studio):
+    pipeline = studio.pipeline(MODEL, UNCONDITIONAL)
+    sample(studio, SamplingRequest(MODEL, steps=7, seed=0, scheduler="DDPM"))
+    assert pipeline.scheduler.num_inference_steps is None
+    assert len(pipeline.scheduler.timesteps) == pipeline.scheduler.config.num_train_timesteps
+
+
+def test_ddim_reports_every_step_with_shapes(studio):
+    run = SamplingRun(studio, SamplingRequest(MODEL, num_images=2, steps=12, seed=3, scheduler="DDIM", eta=0.5))
+    steps = list(run)
+    assert [s.index for s in steps] == list(range(12))
+    assert all(s.total == 12 for s in steps)
+    assert [s.timestep for s in steps] == sorted((s.timestep for s in steps), reverse=True)
+    for step in steps:
+        assert step.sample.shape == (2, 3, 16, 16)
+        assert step.pred_original.shape == (2, 3, 16, 16)
+        assert torch.isfinite(step.sample).all()
+    images = run.images()
+    assert [image.size for image in images] == [(16, 16), (16, 16)]
+    assert parse_parameters(images[0].info["parameters"])["Eta"] == "0.5"
+
+
+def test_ddim_eta_zero_is_deterministic_and_eta_changes_the_result(studio):
+    def run(eta, seed):
+        return pixels(sample(studio, SamplingRequest(MODEL, steps=10, seed=seed, scheduler="DDIM", eta=eta))[0])[0]
+
+    assert np.array_equal(run(0.0, 5), run(0.0, 5))
+    assert not np.array_equal(run(0.0, 5), run(1.0, 5))
+
+
+def test_grayscale_model(studio):
+    images, _ = sample(studio, SamplingRequest("tiny-gray", num_images=2, steps=3, seed=0))
+    assert [(image.mode, image.size) for image in images] == [("L", (8, 8))] * 2
+
+
+def test_png_parameters_survive_saving(studio, tmp_path):
+    images, _ = sample(studio, SamplingRequest(MODEL, num_images=1, steps=4, seed=11, scheduler="DDIM"))
+    path = save_png(images[0], tmp_path / "sample.png")
+    parsed = parse_parameters(read_parameters(path))
+    assert parsed == {"Steps": "4", "Sampler": "DDIM", "Eta": "0.0", "Seed": "11", "Size": "16x16",
+                      "Model": MODEL}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"steps": 0}, "Steps must be a whole number from 1 to 1000"),
+        ({"steps": 1001}, "Steps must be a whole number from 1 to 1000"),
+        ({"steps": 2.5}, "Steps must be a whole number"),
+        ({"num_images": 0}, "Number of images must be a whole number from 1 to 8"),
+        ({"num_images": 9}, "Number of images must be a whole number from 1 to 8"),
+        ({"eta": -0.1}, "Eta must be a number from 0"),
+        ({"eta": 1.5}, "Eta must be a number from 0"),
+        ({"eta": math.nan}, "Eta must be a number from 0"),
+        ({"seed": -1}, "Seed must be a whole number from 0 to 4294967295"),
+        ({"seed": 2**40}, "Seed must be a whole number"),
+        ({"scheduler": "Euler"}, "Unknown scheduler 'Euler'"),
+    ],
+)
+def test_invalid_requests_are_refused_clearly(studio, changes, message):
+    request = SamplingRequest(MODEL, **{"steps": 5, "seed": 0, "scheduler": "DDIM", **changes})
+    with pytest.raises(ValueError, match=message):
+        SamplingRun(studio, request)
+
+
+def test_unknown_model_lists_known_ones(studio):
+    with pytest.raises(UnknownModelError, match="Unknown model 'nope'.*tiny-ddpm"):
+        SamplingRun(studio, SamplingRequest("nope", steps=5))
+
+
+def test_hub_model_offline_names_model_and_remedy(studio):
+    with pytest.raises(ModelUnavailableError) as caught:
+        SamplingRun(studio, SamplingRequest("google/ddpm-cat-256", steps=5, seed=0))
+    message = str(caught.value)
+    assert "google/ddpm-cat-256" in message
+    assert "network" in message and "--add-model" in message
+    assert "Traceback" not in message
+    images, _ = sample(studio, SamplingRequest(MODEL, steps=2, seed=0))  # the rest keeps working
+    assert images
