@@ -18,6 +18,7 @@ CLIP = "clip"
 PIPELINE_KINDS = {
     "DDPMPipeline": UNCONDITIONAL,
     "DDIMPipeline": UNCONDITIONAL,
+    "ClassConditionalPipeline": CLASS_CONDITIONAL,
     "StableDiffusionPipeline": TEXT_TO_IMAGE,
 }
 

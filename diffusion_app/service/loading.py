@@ -8,7 +8,8 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
-from ..catalog import ModelEntry
+from ..catalog import CLASS_CONDITIONAL, ModelEntry
+from .digits import ClassConditionalPipeline
 
 logger = logging.getLogger(__name__)
 diffusers_logging.disable_progress_bar()  # loading bars would fill the server log
@@ -31,8 +32,9 @@ def unavailable_message(entry: ModelEntry, reason: str) -> str:
 
 def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: bool = False) -> DiffusionPipeline:
     """from_pretrained + device/dtype placement; failures become ModelUnavailableError."""
+    pipeline_class = ClassConditionalPipeline if entry.kind == CLASS_CONDITIONAL else DiffusionPipeline
     try:
-        pipeline = DiffusionPipeline.from_pretrained(entry.source, dtype=dtype, local_files_only=offline)
+        pipeline = pipeline_class.from_pretrained(entry.source, dtype=dtype, local_files_only=offline)
     except (OSError, ValueError, EnvironmentError) as err:
         logger.warning("loading %s failed: %s", entry.name, err)
         raise ModelUnavailableError(unavailable_message(entry, str(err).splitlines()[0])) from err

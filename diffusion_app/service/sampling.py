@@ -1,4 +1,4 @@
-"""Unconditional DDPM/DDIM sampling that reports (step, x_t, predicted x0) as it goes."""
+"""DDPM/DDIM sampling, unconditional or class-conditional, reporting (step, x_t, predicted x0) as it goes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from ..catalog import UNCONDITIONAL
+from ..catalog import CLASS_CONDITIONAL, UNCONDITIONAL
+from .denoising import DenoiseStep, denoise, initial_noise, to_pil
 from .metadata import format_parameters, with_parameters
 from .schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
 from .studio import Studio
@@ -30,11 +29,15 @@ class SamplingRequest:
     seed: int | None = None  # None draws a random seed, reported in the result
     scheduler: str = "DDPM"
     eta: float = 0.0  # DDIM only: 0 is deterministic, 1 is as stochastic as DDPM
+    classes: tuple[int, ...] | None = None  # class-conditional models: num_images of each class
 
     def validated(self, max_batch_size: int) -> "SamplingRequest":
         """Check every field; return a copy with the seed resolved."""
         require_int("Steps", self.steps, 1, MAX_STEPS)
-        require_int("Number of images", self.num_images, 1, max_batch_size)
+        require_int("Number of images" if self.classes is None else "Samples per class",
+                    self.num_images, 1, max_batch_size)
+        if self.classes is not None and (not self.classes or len(set(self.classes)) != len(self.classes)):
+            raise ValueError("Choose at least one class, each at most once.")
         if self.scheduler not in UNCONDITIONAL_SCHEDULERS:
             raise ValueError(f"Unknown scheduler {self.scheduler!r}; choose one of {', '.join(UNCONDITIONAL_SCHEDULERS)}.")
         if not isinstance(self.eta, (int, float)) or not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
@@ -44,25 +47,17 @@ class SamplingRequest:
         require_int("Seed", self.seed, 0, MAX_SEED)
         return self
 
+    @property
+    def labels(self) -> list[int] | None:
+        """One class index per image, grouped by class; None for unconditional requests."""
+        if self.classes is None:
+            return None
+        return [label for label in self.classes for _ in range(self.num_images)]
+
 
 def require_int(label: str, value, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{label} must be a whole number from {low} to {high}, got {value!r}.")
-
-
-@dataclass
-class DenoiseStep:
-    index: int  # 0-based position in the loop
-    total: int
-    timestep: int
-    sample: torch.Tensor  # x_t after this step
-    pred_original: torch.Tensor  # the scheduler's predicted clean image x0
-
-
-def to_pil(batch: torch.Tensor) -> list[Image.Image]:
-    """[-1, 1] NCHW tensors -> PIL images, exactly as diffusers' DDPMPipeline converts them."""
-    array = (batch / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
-    return DiffusionPipeline.numpy_to_pil(array)
 
 
 def image_seeds(seed: int, count: int) -> list[int]:
@@ -78,44 +73,42 @@ class SamplingRun:
 
     def __init__(self, studio: Studio, request: SamplingRequest):
         self.request = request.validated(studio.settings.max_batch_size)
-        pipeline = studio.pipeline(self.request.model, UNCONDITIONAL)
+        labels = self.request.labels
+        pipeline = studio.pipeline(self.request.model, UNCONDITIONAL if labels is None else CLASS_CONDITIONAL)
         self.unet = pipeline.unet
+        self.class_names = getattr(pipeline, "class_names", None)
+        if labels is not None:
+            require_classes(self.request.classes, self.class_names)
+        self.class_labels = None if labels is None else torch.tensor(labels, device=self.unet.device)
         self.scheduler = make_scheduler(self.request.scheduler, pipeline.scheduler.config)
-        self.seeds = image_seeds(self.request.seed, self.request.num_images)
+        self.seeds = image_seeds(self.request.seed, len(labels or range(self.request.num_images)))
         self.final_sample: torch.Tensor | None = None
         self.seconds = 0.0
 
     def __iter__(self) -> Iterator[DenoiseStep]:
         start = time.perf_counter()
         generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds]
-        size = self.unet.config.sample_size
-        height, width = (size, size) if isinstance(size, int) else size
-        shape = (len(self.seeds), self.unet.config.in_channels, height, width)
-        sample = randn_tensor(shape, generator=generators, device=self.unet.device, dtype=self.unet.dtype)
-        step_options = {"eta": self.request.eta} if isinstance(self.scheduler, DDIMScheduler) else {}
-
-        self.scheduler.set_timesteps(self.request.steps)
-        timesteps = self.scheduler.timesteps
-        for index, t in enumerate(timesteps):
-            with torch.no_grad():
-                noise_pred = self.unet(sample, t).sample
-                output = self.scheduler.step(noise_pred, t, sample, generator=generators, **step_options)
-            sample = output.prev_sample
+        sample = initial_noise(self.unet, generators)
+        steps = denoise(self.unet, self.scheduler, sample, self.request.steps, generators,
+                        class_labels=self.class_labels, eta=self.request.eta)
+        for step in steps:
             self.seconds = time.perf_counter() - start
-            yield DenoiseStep(index, len(timesteps), int(t), sample, output.pred_original_sample)
-        self.final_sample = sample
+            yield step
+        self.final_sample = step.sample
 
     def images(self) -> list[Image.Image]:
         if self.final_sample is None:
             raise RuntimeError("The run has not finished.")
         images = to_pil(self.final_sample)
-        for image, seed in zip(images, self.seeds):
-            with_parameters(image, format_parameters(self.parameters(seed, image)))
+        labels = self.request.labels or [None] * len(images)
+        for image, seed, label in zip(images, self.seeds, labels):
+            with_parameters(image, format_parameters(self.parameters(seed, image, label)))
         return images
 
-    def parameters(self, seed: int, image: Image.Image) -> dict:
+    def parameters(self, seed: int, image: Image.Image, label: int | None = None) -> dict:
         request = self.request
         return {
+            "Class": None if label is None else self.class_names[label],
             "Steps": request.steps,
             "Sampler": request.scheduler,
             "Eta": request.eta if request.scheduler == "DDIM" else None,
@@ -123,6 +116,13 @@ class SamplingRun:
             "Size": f"{image.width}x{image.height}",
             "Model": request.model,
         }
+
+
+def require_classes(classes: tuple[int, ...], class_names: list[str]) -> None:
+    for label in classes:
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(class_names):
+            raise ValueError(f"Class {label!r} is not one of this model's classes: "
+                             f"0..{len(class_names) - 1} ({', '.join(class_names)}).")
 
 
 def sample(studio: Studio, request: SamplingRequest) -> tuple[list[Image.Image], SamplingRun]:

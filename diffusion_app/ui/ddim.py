@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
-from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun, to_pil
+from ..service.denoising import to_pil
+from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
 from .common import chosen_seed, model_dropdown, number, reports_errors, seed_controls, whole_number
 

@@ -1,0 +1,48 @@
+"""The reverse-diffusion loop, unrolled as in the diffusers docs, reporting every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+
+@dataclass
+class DenoiseStep:
+    index: int  # 0-based position in the loop
+    total: int
+    timestep: int
+    sample: torch.Tensor  # x_t after this step
+    pred_original: torch.Tensor  # the scheduler's predicted clean image x0
+
+
+def to_pil(batch: torch.Tensor) -> list[Image.Image]:
+    """[-1, 1] NCHW tensors -> PIL images, exactly as diffusers' DDPMPipeline converts them."""
+    array = (batch / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
+    return DiffusionPipeline.numpy_to_pil(array)
+
+
+def initial_noise(unet, generators: list[torch.Generator]) -> torch.Tensor:
+    """x_T for one image per generator, drawn on the CPU so a seed gives the same image on any device."""
+    size = unet.config.sample_size
+    height, width = (size, size) if isinstance(size, int) else size
+    shape = (len(generators), unet.config.in_channels, height, width)
+    return randn_tensor(shape, generator=generators, device=unet.device, dtype=unet.dtype)
+
+
+def denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators: list[torch.Generator],
+            class_labels: torch.Tensor | None = None, eta: float = 0.0) -> Iterator[DenoiseStep]:
+    """The reverse process, one DenoiseStep per scheduler step."""
+    step_options = {"eta": eta} if isinstance(scheduler, DDIMScheduler) else {}
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps
+    for index, t in enumerate(timesteps):
+        with torch.no_grad():
+            noise_pred = unet(sample, t, class_labels=class_labels).sample
+            output = scheduler.step(noise_pred, t, sample, generator=generators, **step_options)
+        sample = output.prev_sample
+        yield DenoiseStep(index, len(timesteps), int(t), sample, output.pred_original_sample)
