@@ -2,6 +2,8 @@
 
     python -m diffusion_app models
     python -m diffusion_app generate --model NAME --steps N --seed S --out DIR
+    python -m diffusion_app train --config FILE [--any_training_option VALUE ...]
+    python -m diffusion_app bundle digits|openmoji [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ from .service.sampling import MAX_STEPS, SamplingRequest, sample
 from .service.schedulers import UNCONDITIONAL_SCHEDULERS
 from .service.studio import open_studio
 from .settings import Settings, add_cli_arguments
+from .training import config as training_config
+from .training.bundled import RECIPES, build_bundled_model
+from .training.train import train as run_training
 
 
-def list_models(studio, _args) -> int:
+def list_models(settings, _args) -> int:
+    studio = open_studio(settings)
     for entry in studio.catalog.entries():
         where = "offline" if entry.available_offline() else "needs network"
         print(f"{entry.name:32} {entry.kind:18} {where:14} {entry.source}")
     return 0
 
 
-def generate(studio, args) -> int:
+def generate(settings, args) -> int:
+    studio = open_studio(settings)
     request = SamplingRequest(model=args.model, num_images=args.num_images, steps=args.steps,
                               seed=args.seed, scheduler=args.scheduler, eta=args.eta)
     images, run = sample(studio, request)
@@ -34,6 +41,17 @@ def generate(studio, args) -> int:
         path = save_png(image, args.out / f"{Path(args.model).name}-{seed}.png")
         print(path)
     print(f"{len(images)} image(s), seed {run.request.seed}, {run.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def train(_settings, args) -> int:
+    folder = run_training(training_config.config_from_args(args))
+    print(folder or "stopped; resume with --resume_from_checkpoint latest")
+    return 0
+
+
+def bundle(settings, args) -> int:
+    print(build_bundled_model(args.name, args.work_dir, settings.models_dir))
     return 0
 
 
@@ -51,10 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--eta", type=float, default=0.0, help="DDIM only")
     gen.add_argument("--out", type=Path, default=Path("outputs"))
     gen.set_defaults(run=generate)
+    trainer = commands.add_parser("train", help="train a pipeline in this process (see README: Training)")
+    training_config.add_arguments(trainer)
+    trainer.set_defaults(run=train)
+    bundler = commands.add_parser("bundle", help="rebuild a bundled model from its packaged dataset")
+    bundler.add_argument("name", choices=list(RECIPES))
+    bundler.add_argument("--work-dir", type=Path, default=Path("data/bundle"), help="dataset and checkpoints")
+    bundler.set_defaults(run=bundle)
     args = parser.parse_args(argv)
-    studio = open_studio(Settings.from_env().with_cli_args(args))
     try:
-        return args.run(studio, args)
+        return args.run(Settings.from_env().with_cli_args(args), args)
     except (ValueError, ModelUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Training: datasets and the trainer that turns an image folder into a diffusers pipeline."""

@@ -1,0 +1,138 @@
+"""TrainingConfig: every option of the trainer, from a JSON file and/or command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+
+
+@dataclass
+class TrainingConfig:
+    train_data_dir: str = ""  # imagefolder: images directly inside, or one subfolder per class
+    output_dir: str = "data/train-output"
+    # Model: from scratch (the architecture below), or fine-tune an unconditional pipeline.
+    pretrained_model: str | None = None  # hub id or local save_pretrained folder
+    class_conditional: bool | None = None  # None: true when the folder has class subfolders
+    resolution: int = 32
+    channels: int = 3
+    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    layers_per_block: int = 2
+    attention: bool = True  # self-attention in the lowest-resolution blocks
+    # Data augmentation, as in the diffusers training examples.
+    center_crop: bool = True
+    random_flip: bool = False
+    # Optimisation.
+    train_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    lr_scheduler: str = "cosine"
+    lr_warmup_steps: int = 100
+    adam_beta1: float = 0.95
+    adam_beta2: float = 0.999
+    adam_weight_decay: float = 1e-6
+    adam_epsilon: float = 1e-8
+    num_epochs: int = 10
+    max_train_steps: int | None = None  # overrides num_epochs when set
+    mixed_precision: str = "no"
+    seed: int = 0
+    dataloader_num_workers: int = 0
+    # Diffusion.
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    prediction_type: str = "epsilon"
+    # Exponential moving average of the weights (the saved pipeline uses the EMA weights).
+    use_ema: bool = True
+    ema_max_decay: float = 0.9999
+    ema_inv_gamma: float = 1.0
+    ema_power: float = 0.75
+    # Outputs.
+    checkpointing_steps: int = 500
+    checkpoints_total_limit: int | None = 2
+    resume_from_checkpoint: str | None = None  # a checkpoint folder, or "latest"
+    save_images_steps: int = 500  # a sample grid every N steps (0: only at the end)
+    num_sample_images: int = 16
+    sample_inference_steps: int = 50  # DDIM steps for sample grids
+    log_every_steps: int = 10
+    save_precision: str = "fp32"  # "fp16" halves the size of the saved pipeline
+    push_to_hub: bool = False
+    hub_model_id: str | None = None  # the token comes from HF_TOKEN, never from the config
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "TrainingConfig":
+        values = json.loads(Path(path).read_text())
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown training option(s) in {path}: {', '.join(sorted(unknown))}.")
+        return cls(**{**values, **overrides})
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def validate(self) -> None:
+        """Problems that can be found before any work starts, each with what is allowed."""
+        checks = [
+            (self.train_batch_size >= 1, f"train_batch_size must be at least 1, got {self.train_batch_size}."),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1."),
+            (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}."),
+            (self.num_epochs >= 1 or bool(self.max_train_steps), "num_epochs must be at least 1."),
+            (self.max_train_steps is None or self.max_train_steps >= 1, "max_train_steps must be at least 1."),
+            (self.resolution >= 8, f"resolution must be at least 8, got {self.resolution}."),
+            (self.channels in (1, 3), f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}."),
+            (self.mixed_precision in MIXED_PRECISION, f"mixed_precision must be one of {MIXED_PRECISION}."),
+            (self.prediction_type in PREDICTION_TYPES, f"prediction_type must be one of {PREDICTION_TYPES}."),
+            (self.beta_schedule in BETA_SCHEDULES, f"beta_schedule must be one of {BETA_SCHEDULES}."),
+            (self.lr_scheduler in LR_SCHEDULERS, f"lr_scheduler must be one of {LR_SCHEDULERS}."),
+            (self.save_precision in ("fp32", "fp16"), "save_precision must be fp32 or fp16."),
+            (self.checkpointing_steps >= 1, "checkpointing_steps must be at least 1."),
+            (not self.push_to_hub or bool(self.hub_model_id), "push_to_hub needs hub_model_id."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if self.pretrained_model is None:
+            factor = 2 ** (len(self.block_out_channels) - 1)
+            if self.resolution % factor:
+                raise ValueError(
+                    f"resolution {self.resolution} cannot be halved evenly {len(self.block_out_channels) - 1} times "
+                    f"by a UNet with block_out_channels {self.block_out_channels}: use a multiple of {factor}."
+                )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainingConfig field (flags override the --config file)."""
+    parser.add_argument("--config", type=Path, help="JSON file with TrainingConfig fields")
+    hints = typing.get_type_hints(TrainingConfig)
+    for f in dataclasses.fields(TrainingConfig):
+        flag = "--" + f.name
+        hint = hints[f.name]
+        if hint is bool or hint == bool | None:
+            parser.add_argument(flag, type=parse_bool, metavar="true|false", default=None)
+        elif typing.get_origin(hint) is list:
+            parser.add_argument(flag, type=int, nargs="+", default=None)
+        else:
+            base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+            parser.add_argument(flag, type=base, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingConfig)
+                 if getattr(args, f.name, None) is not None}
+    if args.config:
+        return TrainingConfig.from_file(args.config, **overrides)
+    return TrainingConfig(**overrides)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return lowered in ("true", "1", "yes")

