@@ -29,6 +29,7 @@ class ModelEntry:
     source: str
     kind: str
     description: str = ""
+    class_names: tuple[str, ...] = ()  # class-conditional models only
 
     @property
     def is_local(self) -> bool:
@@ -94,11 +95,12 @@ def entry_from_folder(folder: Path, name: str | None = None) -> ModelEntry | Non
     index = folder / "model_index.json"
     if not index.is_file():
         return None
-    class_name = json.loads(index.read_text()).get("_class_name", "")
-    kind = PIPELINE_KINDS.get(class_name)
+    config = json.loads(index.read_text())
+    kind = PIPELINE_KINDS.get(config.get("_class_name", ""))
     if kind is None:
         return None
-    return ModelEntry(name or folder.name, str(folder.resolve()), kind, f"local {class_name}")
+    return ModelEntry(name or folder.name, str(folder.resolve()), kind, f"local {config['_class_name']}",
+                      tuple(config.get("class_names", ())))
 
 
 def local_entries(models_dir: Path) -> list[ModelEntry]:

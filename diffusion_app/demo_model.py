@@ -1,7 +1,7 @@
-"""A small random-weight DDPM pipeline that any machine can build in a second, with no download.
+"""Small random-weight pipelines that any machine can build in a second, with no download.
 
-It lets the app start and every code path run before any trained model is present; its samples
-are structured noise, not pictures. Tests build their tiny models with the same function.
+The demo model lets the app start and every code path run before any trained model is present;
+its samples are structured noise, not pictures. Tests build their tiny models with the same functions.
 """
 
 from __future__ import annotations
@@ -12,21 +12,15 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
 from .catalog import UNCONDITIONAL, local_entries
+from .service.digits import ClassConditionalPipeline
 
 DEMO_MODEL_NAME = "demo-random-32"
 
 
-def build_ddpm_pipeline(
-    folder: Path,
-    sample_size: int = 32,
-    channels: int = 3,
-    block_out_channels: tuple[int, ...] = (32, 64),
-    layers_per_block: int = 1,
-    seed: int = 0,
-) -> Path:
-    """Save a random-weight DDPMPipeline with `save_pretrained`; returns the folder."""
+def random_unet(sample_size: int = 32, channels: int = 3, block_out_channels: tuple[int, ...] = (32, 64),
+                layers_per_block: int = 1, num_classes: int | None = None, seed: int = 0) -> UNet2DModel:
     torch.manual_seed(seed)
-    unet = UNet2DModel(
+    return UNet2DModel(
         sample_size=sample_size,
         in_channels=channels,
         out_channels=channels,
@@ -35,8 +29,20 @@ def build_ddpm_pipeline(
         down_block_types=("DownBlock2D",) * len(block_out_channels),
         up_block_types=("UpBlock2D",) * len(block_out_channels),
         norm_num_groups=min(8, block_out_channels[0]),
+        num_class_embeds=num_classes,
     )
-    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder)
+
+
+def build_ddpm_pipeline(folder: Path, **unet_options) -> Path:
+    """Save a random-weight DDPMPipeline with `save_pretrained`; returns the folder."""
+    DDPMPipeline(unet=random_unet(**unet_options), scheduler=DDPMScheduler()).save_pretrained(folder)
+    return Path(folder)
+
+
+def build_class_conditional_pipeline(folder: Path, class_names: list[str], **unet_options) -> Path:
+    """Save a random-weight ClassConditionalPipeline with `save_pretrained`; returns the folder."""
+    unet = random_unet(num_classes=len(class_names), **unet_options)
+    ClassConditionalPipeline(unet=unet, scheduler=DDPMScheduler(), class_names=class_names).save_pretrained(folder)
     return Path(folder)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from diffusion_app.demo_model import build_ddpm_pipeline
+from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddpm_pipeline
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 
@@ -22,10 +22,12 @@ TINY_MODEL = "tiny-ddpm"
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """Two tiny unconditional pipelines: RGB 16x16 and grayscale 8x8."""
+    """Tiny pipelines: unconditional RGB 16x16 and grayscale 8x8, class-conditional digits 8x8."""
     folder = tmp_path_factory.mktemp("models")
     build_ddpm_pipeline(folder / TINY_MODEL, sample_size=16, block_out_channels=(8, 16), seed=0)
     build_ddpm_pipeline(folder / "tiny-gray", sample_size=8, channels=1, block_out_channels=(8, 16), seed=1)
+    build_class_conditional_pipeline(folder / "tiny-digits", [str(d) for d in range(10)], sample_size=8,
+                                     channels=1, block_out_channels=(8, 16), seed=2)
     return folder
 
 

@@ -73,3 +73,17 @@ def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, api_n
         client.predict(*args, api_name=api_name)
     gallery, _ = client.predict("tiny-ddpm", 1, 2, 0, False, api_name="/generate_unconditional")
     assert len(gallery) == 1
+
+
+def test_digits_grid_has_one_row_per_digit(client):
+    grid, report, gallery = client.predict("tiny-digits", [3, 8], 2, 4, "DDIM", 1, False, api_name="/generate_digits")
+    image = Image.open(grid)
+    assert image.size == (2 * 8 + 2, 2 * 8 + 2)
+    assert parse_parameters(read_parameters(image))["Class"] == "3 8"
+    assert [parse_parameters(read_parameters(i))["Class"] for i in gallery_images(gallery)] == ["3", "3", "8", "8"]
+    assert "4 DDIM steps" in report
+
+
+def test_digits_without_a_choice_is_refused(client):
+    with pytest.raises(AppError, match="Choose at least one class"):
+        client.predict("tiny-digits", [], 2, 4, "DDIM", 1, False, api_name="/generate_digits")

@@ -148,3 +148,40 @@ def test_hub_model_offline_names_model_and_remedy(studio):
     assert "Traceback" not in message
     images, _ = sample(studio, SamplingRequest(MODEL, steps=2, seed=0))  # the rest keeps working
     assert images
+
+
+def test_class_conditional_rows_and_parameters(studio):
+    run = SamplingRun(studio, SamplingRequest("tiny-digits", num_images=3, steps=4, seed=10, classes=(7, 2)))
+    assert run.class_names == [str(d) for d in range(10)]
+    assert run.class_labels.tolist() == [7, 7, 7, 2, 2, 2]
+    list(run)
+    images = run.images()
+    assert [parse_parameters(image.info["parameters"])["Class"] for image in images] == ["7"] * 3 + ["2"] * 3
+    assert run.seeds == list(range(10, 16))
+    grid = run.grid(images)
+    assert grid.size == (3 * 8 + 2 * 2, 2 * 8 + 2)  # 3 columns, 2 rows, 2 px gaps
+    grid_parameters = parse_parameters(grid.info["parameters"])
+    assert grid_parameters["Class"] == "7 2" and grid_parameters["Grid"] == "6 images"
+
+
+def test_the_class_label_changes_the_sample(studio):
+    def digit(label):
+        return pixels(sample(studio, SamplingRequest("tiny-digits", steps=3, seed=0, classes=(label,)))[0])[0]
+
+    assert np.array_equal(digit(3), digit(3))
+    assert not np.array_equal(digit(3), digit(4))
+
+
+@pytest.mark.parametrize(
+    "model, classes, message",
+    [
+        ("tiny-digits", (10,), "Class 10 is not one of this model's classes: 0..9"),
+        ("tiny-digits", (1, 1), "each at most once"),
+        ("tiny-digits", (), "at least one class"),
+        ("tiny-ddpm", (1,), "kind 'unconditional'; this needs kind 'class-conditional' \\(tiny-digits\\)"),
+        ("tiny-digits", None, "kind 'class-conditional'; this needs kind 'unconditional'"),
+    ],
+)
+def test_class_requests_are_checked(studio, model, classes, message):
+    with pytest.raises(ValueError, match=message):
+        SamplingRun(studio, SamplingRequest(model, steps=2, seed=0, classes=classes))

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ..catalog import CLASS_CONDITIONAL, UNCONDITIONAL
 from .denoising import DenoiseStep, denoise, initial_noise, to_pil
+from .grid import image_grid
 from .metadata import format_parameters, with_parameters
 from .schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
 from .studio import Studio
@@ -104,6 +105,15 @@ class SamplingRun:
         for image, seed, label in zip(images, self.seeds, labels):
             with_parameters(image, format_parameters(self.parameters(seed, image, label)))
         return images
+
+    def grid(self, images: list[Image.Image]) -> Image.Image:
+        """The run's images in one picture, one row per class for class-conditional runs, with its parameters."""
+        columns = self.request.num_images if self.request.classes else math.ceil(math.sqrt(len(images)))
+        grid = image_grid(images, columns)
+        settings = self.parameters(self.request.seed, images[0])
+        if self.request.classes:
+            settings["Class"] = " ".join(self.class_names[label] for label in self.request.classes)
+        return with_parameters(grid, format_parameters({"Grid": f"{len(images)} images", **settings}))
 
     def parameters(self, seed: int, image: Image.Image, label: int | None = None) -> dict:
         request = self.request

@@ -21,7 +21,8 @@ class Studio:
         """The cached pipeline of a catalog model, checked to be of the kind the caller can use."""
         entry = self.catalog.get(name)
         if entry.kind != kind:
-            raise ValueError(f"Model {name!r} is a {entry.kind} model; this needs a {kind} model.")
+            suitable = ", ".join(self.catalog.names(kind)) or "none yet"
+            raise ValueError(f"Model {name!r} is of kind {entry.kind!r}; this needs kind {kind!r} ({suitable}).")
         return self.cache.get(name)
 
     def _load(self, name: str):

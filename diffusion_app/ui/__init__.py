@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service.studio import Studio
-from . import ddim, unconditional
+from . import ddim, digits, unconditional
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -16,4 +16,6 @@ def build_app(studio: Studio) -> gr.Blocks:
                 unconditional.build_tab(studio)
             with gr.Tab("DDIM step control", id="ddim"):
                 ddim.build_tab(studio)
+            with gr.Tab("Digits", id="digits"):
+                digits.build_tab(studio)
     return app
