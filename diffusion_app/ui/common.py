@@ -53,6 +53,14 @@ def seed_controls() -> tuple[gr.Number, gr.Checkbox]:
     return seed, random_seed
 
 
+def run_buttons() -> tuple[gr.Button, gr.Button]:
+    """Generate and Stop, side by side; wire Stop with `stop.click(None, cancels=[event])`."""
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+    return generate, stop
+
+
 def whole_number(value, label: str) -> int:
     """Widgets and API clients may send 4.0 for 4; anything else that is not whole is an error."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \

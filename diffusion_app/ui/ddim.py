@@ -8,7 +8,7 @@ from ..catalog import UNCONDITIONAL
 from ..service.denoising import to_pil
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
-from .common import chosen_seed, model_dropdown, number, reports_errors, seed_controls, whole_number
+from .common import chosen_seed, model_dropdown, number, reports_errors, run_buttons, seed_controls, whole_number
 
 
 def build_tab(studio: Studio) -> None:
@@ -23,9 +23,7 @@ def build_tab(studio: Studio) -> None:
             num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
             preview_every = gr.Slider(1, 100, value=5, step=1, label="Preview every k steps")
             seed, random_seed = seed_controls()
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+            generate, stop = run_buttons()
         with gr.Column(scale=2):
             with gr.Row():
                 noisy = gr.Gallery(label="x_t: the current noisy sample", format="png", columns=2,

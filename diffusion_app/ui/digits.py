@@ -10,7 +10,7 @@ from ..service.grid import image_grid
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import chosen_seed, model_dropdown, reports_errors, seed_controls, whole_number
+from .common import chosen_seed, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
 
 PREVIEWS_PER_RUN = 10
 
@@ -34,9 +34,7 @@ def build_tab(studio: Studio) -> None:
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler",
                                  info="DDIM gives clean digits in 20-50 steps; DDPM wants hundreds.")
             seed, random_seed = seed_controls()
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+            generate, stop = run_buttons()
         with gr.Column(scale=2):
             grid = gr.Image(label="Samples (previews show the predicted clean images)", format="png", type="pil",
                             elem_classes="pixelated", interactive=False)

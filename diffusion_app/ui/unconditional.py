@@ -7,7 +7,7 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
-from .common import chosen_seed, model_dropdown, reports_errors, seed_controls, whole_number
+from .common import chosen_seed, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
 
 
 def build_tab(studio: Studio) -> None:
@@ -19,9 +19,7 @@ def build_tab(studio: Studio) -> None:
             steps = gr.Slider(1, MAX_STEPS, value=100, step=1, label="Steps",
                               info="Denoising steps. DDPM was trained with 1000; fewer steps are faster and rougher.")
             seed, random_seed = seed_controls()
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+            generate, stop = run_buttons()
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Samples", format="png", columns=4, elem_classes="pixelated")
             report = gr.Markdown()
