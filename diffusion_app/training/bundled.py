@@ -20,7 +20,7 @@ RECIPES = {
         TrainingConfig(
             resolution=28, channels=1, block_out_channels=[32, 64, 64], layers_per_block=2, attention=True,
             class_conditional=True, train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
-            max_train_steps=4000, ema_max_decay=0.999, checkpointing_steps=500, save_images_steps=1000,
+            max_train_steps=3000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
             num_sample_images=40, save_precision="fp16",
         ),
     ),
