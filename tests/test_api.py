@@ -1,9 +1,12 @@
 """The running app, called through gradio_client with the documented API names."""
 
+import time
+
 import numpy as np
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
 from PIL import Image
 
 from diffusion_app.service.metadata import parse_parameters, read_parameters
@@ -87,3 +90,17 @@ def test_digits_grid_has_one_row_per_digit(client):
 def test_digits_without_a_choice_is_refused(client):
     with pytest.raises(AppError, match="Choose at least one class"):
         client.predict("tiny-digits", [], 2, 4, "DDIM", 1, False, api_name="/generate_digits")
+
+
+def test_stop_cancels_a_run_and_the_next_request_is_served(client):
+    job = client.submit("tiny-ddpm", 2, 1000, 0, False, api_name="/generate_unconditional")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.outputs() and job.outputs()[-1][1].startswith("Step "), "no progress report arrived"
+    job.cancel()
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.status().code == Status.CANCELLED
+    gallery, report = client.predict("tiny-ddpm", 1, 2, 0, False, api_name="/generate_unconditional")
+    assert len(gallery) == 1 and "2 DDPM steps" in report

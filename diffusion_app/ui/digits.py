@@ -61,9 +61,10 @@ def build_tab(studio: Studio) -> None:
         every = max(1, request.steps // PREVIEWS_PER_RUN)
         for step in sampling:
             progress((step.index + 1, step.total), desc="Denoising", unit="steps")
-            if (step.index + 1) % every == 0 and step.index + 1 < step.total:
-                yield image_grid(to_pil(step.pred_original), request.num_images), \
-                    f"Step {step.index + 1}/{step.total}", None
+            preview = (step.index + 1) % every == 0 and step.index + 1 < step.total
+            # Yielding every step lets Stop take effect after the current step.
+            yield (image_grid(to_pil(step.pred_original), request.num_images) if preview else gr.skip(),
+                   f"Step {step.index + 1}/{step.total}", gr.skip())
         images = sampling.images()
         yield sampling.grid(images), (
             f"Seed {sampling.request.seed} · {request.steps} {request.scheduler} steps in {sampling.seconds:.1f} s"

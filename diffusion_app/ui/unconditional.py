@@ -36,6 +36,8 @@ def build_tab(studio: Studio) -> None:
         sampling = SamplingRun(studio, request)
         for step in sampling:
             progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            # Yielding every step lets Stop take effect after the current step.
+            yield gr.skip(), f"Step {step.index + 1}/{step.total} · {sampling.seconds:.1f} s"
         images = sampling.images()
         yield images, (
             f"Seed {sampling.request.seed} (image i uses seed + i) · {request.steps} DDPM steps "
