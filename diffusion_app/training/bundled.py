@@ -27,9 +27,9 @@ RECIPES = {
     "openmoji": (
         build_openmoji_folder,
         TrainingConfig(
-            resolution=32, channels=3, block_out_channels=[64, 128, 128], layers_per_block=2, attention=True,
-            random_flip=True, train_batch_size=64, learning_rate=5e-4, lr_warmup_steps=200,
-            max_train_steps=6000, ema_max_decay=0.999, checkpointing_steps=500, save_images_steps=1000,
+            resolution=32, channels=3, block_out_channels=[32, 64, 128], layers_per_block=2, attention=True,
+            random_flip=True, train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
+            max_train_steps=4000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
             num_sample_images=36, save_precision="fp16",
         ),
     ),
