@@ -10,9 +10,6 @@ from diffusion_app.settings import Settings, add_cli_arguments
 from diffusion_app.ui import build_app
 from diffusion_app.ui.common import CSS
 
-QUEUE_MAX_SIZE = 64
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Diffusion Studio web app")
     parser.add_argument("--host", help="address to serve on (default: GRADIO_SERVER_NAME or 127.0.0.1)")
@@ -26,8 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env().with_cli_args(parse_args(argv))
     app = build_app(open_studio(settings))
-    app.queue(max_size=QUEUE_MAX_SIZE)
-    app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS)
+    app.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency_limit)
+    app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
+               mcp_server=settings.mcp_server)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ Environment variables (all optional):
     DS_CACHE_MAX_GB     memory budget for loaded pipelines in GiB (default: no byte limit)
     DS_MAX_BATCH        largest number of images per request (default: 8)
     DS_OFFLINE          1 to never reach a model hub (HF_HUB_OFFLINE=1 means the same)
+    DS_QUEUE_SIZE       most requests waiting in the queue; more are turned away (default: 64)
+    DS_CONCURRENCY      generation requests run at once, shared by every tab (default: 1 per device)
+    DS_MCP_SERVER       1 to also serve the generation tabs as MCP tools (GRADIO_MCP_SERVER means the same)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -40,6 +43,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
+    queue_size: int = 64
+    concurrency_limit: int = 1
+    mcp_server: bool = False
 
     @property
     def local_models_dir(self) -> Path:
@@ -64,6 +70,9 @@ class Settings:
             offline=(env.get("DS_OFFLINE", "") or env.get("HF_HUB_OFFLINE", "")).lower() in TRUE_WORDS,
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", 7860)),
+            queue_size=positive_int(env.get("DS_QUEUE_SIZE", 64), "DS_QUEUE_SIZE"),
+            concurrency_limit=positive_int(env.get("DS_CONCURRENCY", 1), "DS_CONCURRENCY"),
+            mcp_server=(env.get("DS_MCP_SERVER", "") or env.get("GRADIO_MCP_SERVER", "")).lower() in TRUE_WORDS,
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":
@@ -77,6 +86,8 @@ class Settings:
             changes["share"] = True
         if getattr(args, "offline", False):
             changes["offline"] = True
+        if getattr(args, "mcp_server", False):
+            changes["mcp_server"] = True
         if getattr(args, "add_model", None):
             changes["extra_models"] = self.extra_models + tuple(parse_model_spec(s) for s in args.add_model)
         if "device" in changes and getattr(args, "dtype", None) is None:
@@ -94,6 +105,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--add-model", action="append", metavar="NAME=SOURCE",
                         help="add a catalog entry: a hub id or a local save_pretrained folder (repeatable)")
     parser.add_argument("--offline", action="store_true", help="never reach a model hub")
+    parser.add_argument("--mcp-server", action="store_true", help="also serve the generation tabs as MCP tools")
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -104,6 +116,13 @@ def parse_dtype(name: str) -> torch.dtype:
         return DTYPES[name]
     except KeyError:
         raise ValueError(f"Unknown dtype {name!r}; use one of {', '.join(DTYPES)}.") from None
+
+
+def positive_int(value, name: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}.")
+    return number
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:

@@ -7,7 +7,9 @@ import logging
 import math
 
 import gradio as gr
+import torch
 
+from ..service.cache import release_memory
 from ..service.loading import ModelUnavailableError
 from ..service.sampling import MAX_SEED
 from ..service.studio import Studio
@@ -17,23 +19,44 @@ logger = logging.getLogger(__name__)
 # Low-resolution samples stay crisp when the browser scales them up.
 CSS = ".pixelated img { image-rendering: pixelated; }"
 
+OUT_OF_MEMORY = (
+    "Out of memory while generating. Try fewer images, fewer steps or a smaller size; "
+    "the memory this request held has been freed."
+)
+
 
 def reports_errors(handler):
-    """Turn a generator handler's failures into a message for the user who clicked; never a stack trace."""
+    """Turn a generator handler's failures into a message for the user who clicked; never a stack trace.
+
+    A failed request frees what it held on the accelerator, so the next one starts clean.
+    """
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
         try:
             yield from handler(*args, **kwargs)
-        except (ValueError, ModelUnavailableError) as err:
-            raise gr.Error(str(err)) from err
         except gr.Error:
             raise
+        except (ValueError, ModelUnavailableError) as err:
+            raise gr.Error(str(err)) from err
+        except torch.OutOfMemoryError as err:
+            logger.warning("request ran out of memory: %s", err)
+            release_memory()
+            raise gr.Error(OUT_OF_MEMORY) from err
         except Exception as err:
             logger.exception("request failed")
+            release_memory()
             raise gr.Error(f"Generation failed ({type(err).__name__}): {err}") from err
 
     return wrapper
+
+
+def generation_queue(studio: Studio) -> dict:
+    """Event options for GPU-heavy work: every tab's Generate shares one concurrency group.
+
+    Cheap events (reading parameters, listing models) stay outside it, so they never wait behind a run.
+    """
+    return {"concurrency_id": "generation", "concurrency_limit": studio.settings.concurrency_limit}
 
 
 def model_dropdown(studio: Studio, kind: str) -> gr.Dropdown:

@@ -8,7 +8,7 @@ from ..catalog import UNCONDITIONAL
 from ..service.denoising import to_pil
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
-from .common import chosen_seed, model_dropdown, number, reports_errors, run_buttons, seed_controls, whole_number
+from .common import chosen_seed, generation_queue, model_dropdown, number, reports_errors, run_buttons, seed_controls, whole_number
 
 
 def build_tab(studio: Studio) -> None:
@@ -62,5 +62,6 @@ def build_tab(studio: Studio) -> None:
         )
 
     event = generate.click(run, [model, steps, eta, num_images, preview_every, seed, random_seed],
-                           [noisy, predicted, report], api_name="generate_ddim")
+                           [noisy, predicted, report], api_name="generate_ddim",
+                           **generation_queue(studio))
     stop.click(None, cancels=[event])

@@ -10,7 +10,7 @@ from ..service.grid import image_grid
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import chosen_seed, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
+from .common import chosen_seed, generation_queue, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
 
 PREVIEWS_PER_RUN = 10
 
@@ -72,5 +72,6 @@ def build_tab(studio: Studio) -> None:
 
     model.change(show_classes, model, classes, api_visibility="private")
     event = generate.click(run, [model, classes, per_class, steps, scheduler, seed, random_seed],
-                           [grid, report, gallery], api_name="generate_digits")
+                           [grid, report, gallery], api_name="generate_digits",
+                           **generation_queue(studio))
     stop.click(None, cancels=[event])

@@ -7,7 +7,7 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
-from .common import chosen_seed, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
+from .common import chosen_seed, generation_queue, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
 
 
 def build_tab(studio: Studio) -> None:
@@ -45,5 +45,5 @@ def build_tab(studio: Studio) -> None:
         )
 
     event = generate.click(run, [model, num_images, steps, seed, random_seed], [gallery, report],
-                           api_name="generate_unconditional")
+                           api_name="generate_unconditional", **generation_queue(studio))
     stop.click(None, cancels=[event])
