@@ -20,8 +20,17 @@ class DenoiseStep:
     pred_original: torch.Tensor  # the scheduler's predicted clean image x0
 
 
+class NonFiniteOutputError(ValueError):
+    """A sample with NaN or infinite values: a numerical failure, reported to the user like bad input."""
+
+
 def to_pil(batch: torch.Tensor) -> list[Image.Image]:
     """[-1, 1] NCHW tensors -> PIL images, exactly as diffusers' DDPMPipeline converts them."""
+    if not torch.isfinite(batch).all():
+        raise NonFiniteOutputError(
+            "The model produced NaN or infinite values, so there is no image to show. Try another seed, "
+            "scheduler or model; with float16 weights, try --dtype float32."
+        )
     array = (batch / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
     return DiffusionPipeline.numpy_to_pil(array)
 

@@ -35,7 +35,9 @@ def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: b
     pipeline_class = ClassConditionalPipeline if entry.kind == CLASS_CONDITIONAL else DiffusionPipeline
     try:
         pipeline = pipeline_class.from_pretrained(entry.source, dtype=dtype, local_files_only=offline)
-    except (OSError, ValueError, EnvironmentError) as err:
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # missing files, corrupt weights, bad configs: all mean "cannot load"
         logger.warning("loading %s failed: %s", entry.name, err)
         raise ModelUnavailableError(unavailable_message(entry, str(err).splitlines()[0])) from err
     pipeline.set_progress_bar_config(disable=True)
