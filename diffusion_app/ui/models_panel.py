@@ -1,0 +1,57 @@
+"""Models tab: every catalog model, which are loaded and how much memory they hold, and an unload button."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from ..service.cache import release_memory
+from ..service.studio import Studio
+
+COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
+
+
+def models_table(studio: Studio) -> pd.DataFrame:
+    loaded = studio.cache.stats()["models"]
+    rows = [
+        [entry.name, entry.kind, entry.source, entry.name in loaded,
+         round(loaded[entry.name]["bytes"] / 2**20, 1) if entry.name in loaded else 0.0]
+        for entry in studio.catalog.entries()
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def cache_summary(studio: Studio) -> str:
+    stats = studio.cache.stats()
+    settings = studio.settings
+    budget = f"{settings.cache_max_models} models"
+    if settings.cache_max_bytes:
+        budget += f" or {settings.cache_max_bytes / 2**30:.1f} GiB"
+    return (f"{len(stats['models'])} loaded, {stats['total_bytes'] / 2**20:.1f} MB in all (budget: {budget}) · "
+            f"{stats['hits']} hits, {stats['misses']} loads, {stats['evictions']} evictions")
+
+
+def build_tab(studio: Studio, tab: gr.Tab) -> None:
+    summary = gr.Markdown(cache_summary(studio))
+    table = gr.Dataframe(models_table(studio), interactive=False, label="Catalog")
+    with gr.Row():
+        name = gr.Dropdown(choices=studio.cache.loaded(), label="Loaded model", allow_custom_value=True,
+                           info="Unloading frees its memory; the next request that needs it loads it again.")
+        unload = gr.Button("Unload")
+        refresh = gr.Button("Refresh")
+
+    def show():
+        return models_table(studio), cache_summary(studio), gr.Dropdown(choices=studio.cache.loaded())
+
+    def unload_model(model_name):
+        if not model_name:
+            raise gr.Error("Choose a loaded model to unload.")
+        if not studio.cache.unload(model_name):
+            raise gr.Error(f"Model {model_name!r} is not loaded.")
+        release_memory()
+        return show()
+
+    outputs = [table, summary, name]
+    refresh.click(show, None, outputs, api_name="list_models", concurrency_limit=None)
+    unload.click(unload_model, name, outputs, api_name="unload_model", concurrency_limit=None)
+    tab.select(show, None, outputs, api_visibility="private", concurrency_limit=None)
