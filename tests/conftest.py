@@ -52,7 +52,7 @@ def server_url(models_dir, tmp_path_factory):
     """`python app.py` in a subprocess, as a user starts it, on the tiny models and no network."""
     port = free_port()
     env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-           "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+           "DS_OFFLINE": "1", "DS_MCP_SERVER": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     log_path = tmp_path_factory.mktemp("logs") / "app.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO_ROOT, env=env,

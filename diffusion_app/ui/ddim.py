@@ -33,7 +33,18 @@ def build_tab(studio: Studio) -> None:
             report = gr.Markdown()
 
     @reports_errors
-    def run(model_name, step_count, eta_value, count, every, seed_value, use_random_seed, progress=gr.Progress()):
+    def generate_ddim(model_name, step_count, eta_value, count, every, seed_value, use_random_seed, progress=gr.Progress()):
+        """Sample with a DDIM scheduler, streaming x_t and the predicted clean image every few steps.
+
+        Args:
+            model_name: a catalog model of kind unconditional.
+            step_count: DDIM steps, 1-1000.
+            eta_value: 0 is deterministic DDIM, 1 adds as much noise per step as DDPM.
+            count: number of images, 1 to the server's batch limit.
+            every: show a preview every this many steps.
+            seed_value: seed of the first image, 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
         request = SamplingRequest(
             model=model_name,
             num_images=whole_number(count, "Number of images"),
@@ -61,7 +72,7 @@ def build_tab(studio: Studio) -> None:
             f"would take about {per_step * 1000:.0f} s."
         )
 
-    event = generate.click(run, [model, steps, eta, num_images, preview_every, seed, random_seed],
+    event = generate.click(generate_ddim, [model, steps, eta, num_images, preview_every, seed, random_seed],
                            [noisy, predicted, report], api_name="generate_ddim",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])

@@ -46,8 +46,19 @@ def build_tab(studio: Studio) -> None:
         return gr.CheckboxGroup(choices=choices, value=[value for _, value in choices])
 
     @reports_errors
-    def run(model_name, chosen, count, step_count, scheduler_name, seed_value, use_random_seed,
+    def generate_digits(model_name, chosen, count, step_count, scheduler_name, seed_value, use_random_seed,
             progress=gr.Progress()):
+        """Generate handwritten digits of the chosen classes with a class-conditional model, one row per digit.
+
+        Args:
+            model_name: a catalog model of kind class-conditional, e.g. the bundled digits model.
+            chosen: the class indices to draw, e.g. [3, 7].
+            count: samples per class.
+            step_count: denoising steps, 1-1000.
+            scheduler_name: DDPM or DDIM.
+            seed_value: seed of the first image, 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
         request = SamplingRequest(
             model=model_name,
             num_images=whole_number(count, "Samples per digit"),
@@ -71,7 +82,7 @@ def build_tab(studio: Studio) -> None:
         ), images
 
     model.change(show_classes, model, classes, api_visibility="private")
-    event = generate.click(run, [model, classes, per_class, steps, scheduler, seed, random_seed],
+    event = generate.click(generate_digits, [model, classes, per_class, steps, scheduler, seed, random_seed],
                            [grid, report, gallery], api_name="generate_digits",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])

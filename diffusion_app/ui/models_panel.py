@@ -40,18 +40,24 @@ def build_tab(studio: Studio, tab: gr.Tab) -> None:
         unload = gr.Button("Unload")
         refresh = gr.Button("Refresh")
 
-    def show():
+    def list_models():
+        """List the catalog's models, which are loaded and the memory each holds."""
         return models_table(studio), cache_summary(studio), gr.Dropdown(choices=studio.cache.loaded())
 
     def unload_model(model_name):
+        """Unload a loaded model to free its memory; the next request that needs it loads it again.
+
+        Args:
+            model_name: the name of a loaded model.
+        """
         if not model_name:
             raise gr.Error("Choose a loaded model to unload.")
         if not studio.cache.unload(model_name):
             raise gr.Error(f"Model {model_name!r} is not loaded.")
         release_memory()
-        return show()
+        return list_models()
 
     outputs = [table, summary, name]
-    refresh.click(show, None, outputs, api_name="list_models", concurrency_limit=None)
+    refresh.click(list_models, None, outputs, api_name="list_models", concurrency_limit=None)
     unload.click(unload_model, name, outputs, api_name="unload_model", concurrency_limit=None)
-    tab.select(show, None, outputs, api_visibility="private", concurrency_limit=None)
+    tab.select(list_models, None, outputs, api_visibility="private", concurrency_limit=None)

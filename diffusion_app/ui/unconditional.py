@@ -25,7 +25,16 @@ def build_tab(studio: Studio) -> None:
             report = gr.Markdown()
 
     @reports_errors
-    def run(model_name, count, step_count, seed_value, use_random_seed, progress=gr.Progress()):
+    def generate_unconditional(model_name, count, step_count, seed_value, use_random_seed, progress=gr.Progress()):
+        """Sample images from an unconditional DDPM model.
+
+        Args:
+            model_name: a catalog model of kind unconditional, e.g. the bundled default.
+            count: number of images, 1 to the server's batch limit.
+            step_count: DDPM denoising steps, 1-1000.
+            seed_value: seed of the first image (image i uses seed + i), 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
         request = SamplingRequest(
             model=model_name,
             num_images=whole_number(count, "Number of images"),
@@ -44,6 +53,6 @@ def build_tab(studio: Studio) -> None:
             f"in {sampling.seconds:.1f} s"
         )
 
-    event = generate.click(run, [model, num_images, steps, seed, random_seed], [gallery, report],
+    event = generate.click(generate_unconditional, [model, num_images, steps, seed, random_seed], [gallery, report],
                            api_name="generate_unconditional", **generation_queue(studio))
     stop.click(None, cancels=[event])
