@@ -104,3 +104,17 @@ def test_stop_cancels_a_run_and_the_next_request_is_served(client):
     assert job.status().code == Status.CANCELLED
     gallery, report = client.predict("tiny-ddpm", 1, 2, 0, False, api_name="/generate_unconditional")
     assert len(gallery) == 1 and "2 DDPM steps" in report
+
+
+def test_stop_cancels_only_the_clicking_users_run(server_url):
+    """Two users: the one who stops loses their run; the other's run, queued behind it, completes."""
+    stopper, other = Client(server_url, verbose=False), Client(server_url, verbose=False)
+    stopped = stopper.submit("tiny-ddpm", 2, 1000, 0, False, api_name="/generate_unconditional")
+    deadline = time.monotonic() + 60
+    while not stopped.outputs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kept = other.submit("tiny-ddpm", 1, 20, 9, False, api_name="/generate_unconditional")
+    stopped.cancel()
+    gallery, report = kept.result(timeout=120)
+    assert stopped.status().code == Status.CANCELLED
+    assert len(gallery) == 1 and "Seed 9" in report and "20 DDPM steps" in report
