@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import diffusion_app  # noqa: F401  (first: lets diffusers import where torchvision is CPU-incompatible)
+
 import argparse
 import json
 import os
