@@ -1,0 +1,155 @@
+"""Load test on loopback: many gradio_client users at once against `python app.py`, across tabs.
+
+    python benchmarks/bench_load.py [--users 16 --requests 4 --timeout 600] [--url http://127.0.0.1:7860/]
+
+Without --url it starts the app on tiny random-weight models (built in a temporary folder, no network).
+First every request is run alone (the single-user reference), then all users send theirs at once. Printed:
+success rate (target 100%), p50/p95 latency alone and under load, throughput, and whether every result under
+load equals its single-user result for the same seed. Exits 1 when a request fails or a result differs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import diffusion_app  # noqa: F401  (first: lets diffusers import where torchvision is CPU-incompatible)
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+from gradio_client import Client
+from PIL import Image
+
+from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddpm_pipeline
+from report import print_table
+
+
+def request_for(user: int, index: int) -> tuple[str, tuple]:
+    """The index-th request of a user: tabs in turn, a seed of its own."""
+    seed = 1000 * user + index
+    tab = (user + index) % 3
+    if tab == 0:
+        return "/generate_unconditional", ("load-ddpm", 1, 20, seed, False)
+    if tab == 1:
+        return "/generate_ddim", ("load-ddpm", 20, 0.0, 1, 10, seed, False)
+    return "/generate_digits", ("load-digits", [seed % 10], 1, 20, "DDIM", seed, False)
+
+
+def final_pixels(api_name: str, result) -> list[np.ndarray]:
+    gallery = result[0] if api_name != "/generate_digits" else result[2]
+    return [np.asarray(Image.open(item["image"])) for item in gallery]
+
+
+def timed_call(url: str, api_name: str, args: tuple) -> tuple[float, list[np.ndarray] | str]:
+    start = time.perf_counter()
+    try:
+        result = Client(url, verbose=False).predict(*args, api_name=api_name)
+        return time.perf_counter() - start, final_pixels(api_name, result)
+    except Exception as err:  # a failed request is a result of the load test, not a crash of it
+        return time.perf_counter() - start, f"{type(err).__name__}: {err}"
+
+
+def start_app(models_dir: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(models_dir / "data"),
+           "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit("the app did not start within 120 s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run(url: str, users: int, requests: int, timeout: float) -> int:
+    plan = [(user, index) for user in range(users) for index in range(requests)]
+    reference = {}
+    alone = []
+    for user, index in plan:
+        seconds, pixels = timed_call(url, *request_for(user, index))
+        if isinstance(pixels, str):
+            raise SystemExit(f"single-user request failed: {pixels}")
+        reference[user, index] = pixels
+        alone.append(seconds)
+
+    def user_session(user: int) -> list[tuple[int, float, list | str]]:
+        return [(index, *timed_call(url, *request_for(user, index))) for index in range(requests)]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(users) as pool:
+        sessions = list(pool.map(user_session, range(users), timeout=timeout))
+    wall = time.perf_counter() - start
+
+    latencies, failures, mismatches = [], [], 0
+    for user, results in enumerate(sessions):
+        for index, seconds, pixels in results:
+            latencies.append(seconds)
+            if isinstance(pixels, str):
+                failures.append(pixels)
+            elif any(not np.array_equal(a, b) for a, b in zip(pixels, reference[user, index], strict=True)):
+                mismatches += 1
+    total = len(plan)
+    succeeded = total - len(failures)
+    print_table(f"{users} users x {requests} requests across three tabs ({total} requests)",
+                ["", "alone", "under load", "ratio"],
+                [["p50 latency (s)", f"{statistics.median(alone):.2f}", f"{percentile(latencies, 50):.2f}",
+                  f"{percentile(latencies, 50) / statistics.median(alone):.1f}"],
+                 ["p95 latency (s)", f"{percentile(alone, 95):.2f}", f"{percentile(latencies, 95):.2f}",
+                  f"{percentile(latencies, 95) / percentile(alone, 95):.1f}"],
+                 ["throughput (req/s)", f"{len(alone) / sum(alone):.2f}", f"{total / wall:.2f}",
+                  f"{(total / wall) / (len(alone) / sum(alone)):.2f}"]])
+    print(f"\nsuccess: {succeeded}/{total} ({succeeded / total:.0%}, target 100%)")
+    print(f"results equal to the single-user result for their seed: {succeeded - mismatches}/{succeeded}")
+    for failure in failures[:5]:
+        print("failed:", failure)
+    return 0 if not failures and not mismatches else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=4, help="requests per user (default: 4)")
+    parser.add_argument("--timeout", type=float, default=600, help="bound on the loaded phase in seconds")
+    parser.add_argument("--url", help="an app already running (its models must include load-ddpm/load-digits)")
+    args = parser.parse_args()
+    if args.url:
+        return run(args.url, args.users, args.requests, args.timeout)
+    with tempfile.TemporaryDirectory() as tmp:
+        models_dir = Path(tmp)
+        build_ddpm_pipeline(models_dir / "load-ddpm", sample_size=16, block_out_channels=(16, 32), seed=0)
+        build_class_conditional_pipeline(models_dir / "load-digits", [str(d) for d in range(10)], sample_size=16,
+                                         channels=1, block_out_channels=(16, 32), seed=1)
+        process, url = start_app(models_dir)
+        try:
+            return run(url, args.users, args.requests, args.timeout)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
