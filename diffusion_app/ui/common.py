@@ -9,6 +9,7 @@ import math
 import gradio as gr
 import torch
 
+from ..service.archive import zip_images
 from ..service.cache import release_memory
 from ..service.loading import ModelUnavailableError
 from ..service.sampling import MAX_SEED
@@ -82,6 +83,29 @@ def run_buttons() -> tuple[gr.Button, gr.Button]:
         generate = gr.Button("Generate", variant="primary")
         stop = gr.Button("Stop", variant="stop")
     return generate, stop
+
+
+def zip_download(studio: Studio, gallery: gr.Gallery) -> None:
+    """A button that packs the gallery's PNGs, parameters included, into one zip (the gallery needs type="filepath")."""
+    with gr.Row():
+        button = gr.Button("Download all as zip", size="sm")
+        archive = gr.File(label="All images", visible=False)
+
+    def download_zip(items):
+        try:
+            archive_path = zip_images([path for path, _ in items or []], studio.settings.data_dir / "downloads")
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        return gr.File(archive_path, visible=True)
+
+    button.click(download_zip, gallery, archive, api_visibility="private", concurrency_limit=None)
+
+
+def how_it_works(markdown: str) -> None:
+    """A closed accordion explaining, with the formula, what the tab computes."""
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(markdown, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                                {"left": "$", "right": "$", "display": False}])
 
 
 def whole_number(value, label: str) -> int:

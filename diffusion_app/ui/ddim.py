@@ -8,7 +8,22 @@ from ..catalog import UNCONDITIONAL
 from ..service.denoising import to_pil
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
-from .common import chosen_seed, generation_queue, model_dropdown, number, reports_errors, run_buttons, seed_controls, whole_number
+from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+                     seed_controls, whole_number, zip_download)
+
+HOW_IT_WORKS = r"""
+DDIM (Song et al. 2021) reuses a DDPM model but takes large, skipping steps. At each step the model's noise
+estimate gives the **predicted clean image**, shown on the right:
+
+$$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}$$
+
+and the next sample $x_{t'}$ ($t' < t$, shown on the left) points back toward $x_t$ from that estimate:
+
+$$x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}-\sigma_t^2}\;\epsilon_\theta(x_t, t) + \sigma_t z,
+\qquad \sigma_t = \eta\sqrt{\tfrac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_{t'}}}$$
+
+With $\eta = 0$ sampling is deterministic; $\eta = 1$ adds DDPM's amount of fresh noise.
+"""
 
 
 def build_tab(studio: Studio) -> None:
@@ -26,11 +41,13 @@ def build_tab(studio: Studio) -> None:
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             with gr.Row():
-                noisy = gr.Gallery(label="x_t: the current noisy sample", format="png", columns=2,
+                noisy = gr.Gallery(label="x_t: the current noisy sample", format="png", type="filepath", columns=2,
                                    elem_classes="pixelated")
                 predicted = gr.Gallery(label="Predicted clean image x0", format="png", columns=2,
                                        elem_classes="pixelated")
             report = gr.Markdown()
+            zip_download(studio, noisy)
+    how_it_works(HOW_IT_WORKS)
 
     @reports_errors
     def generate_ddim(model_name, step_count, eta_value, count, every, seed_value, use_random_seed, progress=gr.Progress()):
@@ -76,3 +93,8 @@ def build_tab(studio: Studio) -> None:
                            [noisy, predicted, report], api_name="generate_ddim",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    default = studio.catalog.default(UNCONDITIONAL)
+    if default:
+        gr.Examples([[default, 50, 0.0, min(4, max_batch), 5, 42, False], [default, 10, 1.0, 1, 1, 7, False]],
+                    [model, steps, eta, num_images, preview_every, seed, random_seed],
+                    label="Examples (bundled model, offline)")

@@ -7,7 +7,19 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
 from ..service.studio import Studio
-from .common import chosen_seed, generation_queue, model_dropdown, reports_errors, run_buttons, seed_controls, whole_number
+from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons,
+                     seed_controls, whole_number, zip_download)
+
+HOW_IT_WORKS = r"""
+Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
+(DDPM, Ho et al. 2020). The model $\epsilon_\theta$ predicts the noise in $x_t$; with the noise schedule
+$\beta_t$, $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s \le t} \alpha_s$:
+
+$$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big) + \sigma_t z,\quad z \sim \mathcal{N}(0, I)$$
+
+With fewer steps than the model was trained with, the scheduler skips timesteps; DDPM degrades quickly
+there, which is what the DDIM tab is for. The same seed always gives the same image.
+"""
 
 
 def build_tab(studio: Studio) -> None:
@@ -21,8 +33,10 @@ def build_tab(studio: Studio) -> None:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Samples", format="png", columns=4, elem_classes="pixelated")
+            gallery = gr.Gallery(label="Samples", format="png", type="filepath", columns=4, elem_classes="pixelated")
             report = gr.Markdown()
+            zip_download(studio, gallery)
+    how_it_works(HOW_IT_WORKS)
 
     @reports_errors
     def generate_unconditional(model_name, count, step_count, seed_value, use_random_seed, progress=gr.Progress()):
@@ -56,3 +70,7 @@ def build_tab(studio: Studio) -> None:
     event = generate.click(generate_unconditional, [model, num_images, steps, seed, random_seed], [gallery, report],
                            api_name="generate_unconditional", **generation_queue(studio))
     stop.click(None, cancels=[event])
+    default = studio.catalog.default(UNCONDITIONAL)
+    if default:
+        gr.Examples([[default, min(4, max_batch), 100, 42, False], [default, 1, 1000, 7, False]],
+                    [model, num_images, steps, seed, random_seed], label="Examples (bundled model, offline)")
