@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(open_studio(settings))
     app.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency_limit)
     app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
-               mcp_server=settings.mcp_server)
+               mcp_server=settings.mcp_server, show_error=True)
 
 
 if __name__ == "__main__":
