@@ -10,6 +10,7 @@ Environment variables (all optional):
     DS_CACHE_MAX_GB     memory budget for loaded pipelines in GiB (default: no byte limit)
     DS_MAX_BATCH        largest number of images per request (default: 8)
     DS_OFFLINE          1 to never reach a model hub (HF_HUB_OFFLINE=1 means the same)
+    DS_CLIP_CONFIGS     extra open_clip model configs for CLIP guidance: JSON files or folders, os.pathsep-separated
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -37,6 +38,7 @@ class Settings:
     cache_max_bytes: int | None = None
     max_batch_size: int = 8
     offline: bool = False
+    clip_configs: tuple[Path, ...] = ()
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -62,6 +64,7 @@ class Settings:
             cache_max_bytes=int(float(max_gb) * 2**30) if max_gb else None,
             max_batch_size=int(env.get("DS_MAX_BATCH", 8)),
             offline=(env.get("DS_OFFLINE", "") or env.get("HF_HUB_OFFLINE", "")).lower() in TRUE_WORDS,
+            clip_configs=tuple(Path(p).resolve() for p in env.get("DS_CLIP_CONFIGS", "").split(os.pathsep) if p),
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", 7860)),
         )
