@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service.studio import Studio
-from . import ddim, digits, unconditional
+from . import clip_guidance, colour_guidance, ddim, digits, unconditional
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -18,4 +18,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 ddim.build_tab(studio)
             with gr.Tab("Digits", id="digits"):
                 digits.build_tab(studio)
+            with gr.Tab("Colour guidance", id="colour-guidance"):
+                colour_guidance.build_tab(studio)
+            with gr.Tab("CLIP guidance", id="clip-guidance"):
+                clip_guidance.build_tab(studio)
     return app
