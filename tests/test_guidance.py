@@ -1,6 +1,5 @@
 import math
 import threading
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from PIL import Image
 
 from diffusion_app.demo_model import random_unet
-from diffusion_app.service.guidance import (ColourObjective, Guidance, GuidedRun, Objective, guide, guided_denoise)
+from diffusion_app.service.guidance import ColourObjective, Guidance, GuidedRun, Objective, guide, guided_denoise
 from diffusion_app.service.metadata import parse_parameters
 from diffusion_app.service.sampling import SamplingRequest, sample
 
@@ -207,7 +206,7 @@ def test_guided_denoise_yields_every_step_with_shapes():
     unet = random_unet(sample_size=8, block_out_channels=(8, 16))
     generators = [torch.Generator().manual_seed(0)]
     steps = list(guided_denoise(unet, DDPMScheduler(), torch.randn(1, 3, 8, 8), 5, generators,
-                                ColourObjective(ORANGE), replace(Guidance(3.0), every=2), generators))
+                                ColourObjective(ORANGE), Guidance(3.0, every=2), generators))
     assert [s.index for s in steps] == list(range(5))
     assert [s.loss is not None for s in steps] == [True, False, True, False, True]
     assert all(s.sample.shape == s.pred_original.shape == (1, 3, 8, 8) for s in steps)

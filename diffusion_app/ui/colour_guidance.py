@@ -25,7 +25,7 @@ def build_tab(studio: Studio) -> None:
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
             colour = gr.ColorPicker(value=DEFAULT_COLOUR, label="Target colour")
-            scale, method = guidance_controls(default_scale=20)
+            scale, method = guidance_controls(default_scale=8)
             num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
             steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")

@@ -7,7 +7,7 @@ from typing import Iterator
 import gradio as gr
 import pandas as pd
 
-from ..service.guidance import GUIDANCE_METHODS, FAST, Guidance, GuidedRun, GuidedStep
+from ..service.guidance import FAST, GUIDANCE_METHODS, Guidance, GuidedRun, GuidedStep
 from .common import number, whole_number
 
 PREVIEWS_PER_RUN = 10
