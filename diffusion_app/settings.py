@@ -13,6 +13,7 @@ Environment variables (all optional):
     DS_QUEUE_SIZE       most requests waiting in the queue; more are turned away (default: 64)
     DS_CONCURRENCY      generation requests run at once, shared by every tab (default: 1 per device)
     DS_MCP_SERVER       1 to also serve the generation tabs as MCP tools (GRADIO_MCP_SERVER means the same)
+    DS_CLIP_CONFIGS     extra open_clip model configs for CLIP guidance: JSON files or folders, os.pathsep-separated
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -40,6 +41,7 @@ class Settings:
     cache_max_bytes: int | None = None
     max_batch_size: int = 8
     offline: bool = False
+    clip_configs: tuple[Path, ...] = ()
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -68,6 +70,7 @@ class Settings:
             cache_max_bytes=int(float(max_gb) * 2**30) if max_gb else None,
             max_batch_size=int(env.get("DS_MAX_BATCH", 8)),
             offline=(env.get("DS_OFFLINE", "") or env.get("HF_HUB_OFFLINE", "")).lower() in TRUE_WORDS,
+            clip_configs=tuple(Path(p).resolve() for p in env.get("DS_CLIP_CONFIGS", "").split(os.pathsep) if p),
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", 7860)),
             queue_size=positive_int(env.get("DS_QUEUE_SIZE", 64), "DS_QUEUE_SIZE"),

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from diffusion_app.demo_clip import build_tiny_clip
 from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddpm_pipeline
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
@@ -31,6 +32,12 @@ def models_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny random-weight open_clip model: (config JSON, safetensors checkpoint)."""
+    return build_tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
 @pytest.fixture
 def settings(models_dir, tmp_path) -> Settings:
     return Settings(models_dir=models_dir, data_dir=tmp_path / "data", offline=True)
@@ -48,11 +55,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server_url(models_dir, tmp_path_factory):
+def server_url(models_dir, tiny_clip, tmp_path_factory):
     """`python app.py` in a subprocess, as a user starts it, on the tiny models and no network."""
     port = free_port()
     env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-           "DS_OFFLINE": "1", "DS_MCP_SERVER": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+           "DS_OFFLINE": "1", "DS_MCP_SERVER": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "DS_CLIP_CONFIGS": str(tiny_clip[0])}
     log_path = tmp_path_factory.mktemp("logs") / "app.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO_ROOT, env=env,

@@ -23,7 +23,8 @@ def gallery_images(gallery):
 
 def test_documented_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate_unconditional", "/generate_ddim"} <= set(endpoints)
+    assert {"/generate_unconditional", "/generate_ddim", "/generate_colour_guidance",
+            "/generate_clip_guidance"} <= set(endpoints)
 
 
 def test_unconditional_generates_pngs_with_parameters(client):
@@ -118,3 +119,84 @@ def test_stop_cancels_only_the_clicking_users_run(server_url):
     gallery, report = kept.result(timeout=120)
     assert stopped.status().code == Status.CANCELLED
     assert len(gallery) == 1 and "Seed 9" in report and "20 DDPM steps" in report
+
+
+def loss_rows(plot):
+    return [dict(zip(plot["columns"], row)) for row in plot["data"]]
+
+
+def test_colour_guidance_side_by_side_with_loss_plot(client):
+    guided, unguided, plot, report = client.predict(
+        "tiny-ddpm", "#1f5fd1", 20, "fast", 2, 10, "DDIM", True, 1, 0, 1, 3, False,
+        api_name="/generate_colour_guidance")
+    guided_images, unguided_images = gallery_images(guided), gallery_images(unguided)
+    assert len(guided_images) == len(unguided_images) == 2
+    params = parse_parameters(read_parameters(guided_images[0]))
+    assert params["Guidance"] == "colour" and params["Colour"] == "#1f5fd1" and params["Guidance scale"] == "20"
+    assert parse_parameters(read_parameters(unguided_images[0]))["Guidance scale"] == "0"
+    assert [p["Seed"] for p in map(parse_parameters, map(read_parameters, unguided_images))] == ["3", "4"]
+    rows = loss_rows(plot)
+    assert {row["run"] for row in rows} == {"guided", "unguided"}
+    assert sum(row["run"] == "guided" for row in rows) == 10
+    distances = dict(part.split() for part in report.split("0-1): ")[1].split(", "))
+    assert float(distances["guided"]) < 0.5 * float(distances["unguided"])
+
+
+def test_clip_guidance_with_a_local_checkpoint(client, tiny_clip):
+    config, checkpoint = tiny_clip
+    gallery, plot, report = client.predict(
+        "tiny-ddpm", "a red apple", "tiny-random-clip", str(checkpoint), 50, "exact", 3, 2, 6, "DDIM", 2, 0, 1, 5,
+        False, api_name="/generate_clip_guidance")
+    images = gallery_images(gallery)
+    params = parse_parameters(read_parameters(images[0]))
+    assert params["Prompt"] == "a red apple" and params["Guidance"] == "CLIP" and params["Cutouts"] == "3"
+    assert params["Guidance every"] == "2" and params["Guidance method"] == "exact"
+    assert [row["step"] for row in loss_rows(plot)] == [1, 3, 5]
+    assert "3 cutouts" in report and "tiny-random-clip" in report
+
+
+def test_clip_guidance_says_when_the_prompt_was_truncated(client, tiny_clip):
+    _, _, report = client.predict(
+        "tiny-ddpm", "a red apple " * 10, "tiny-random-clip", str(tiny_clip[1]), 10, "fast", 1, 1, 2, "DDIM", 1, 0,
+        1, 0, False, api_name="/generate_clip_guidance")
+    assert "so it was truncated" in report
+
+
+@pytest.mark.parametrize(
+    "api_name, args, message",
+    [
+        ("/generate_clip_guidance", ("tiny-ddpm", "  ", "ViT-B-32", "openai", 10, "fast", 4, 1, 5, "DDIM", 1, 0, 1, 0,
+                                     False), "Enter a prompt"),
+        ("/generate_clip_guidance", ("tiny-ddpm", "a cat", "ViT-B-32", "openai", 10, "fast", 4, 1, 5, "DDIM", 1, 0, 1,
+                                     0, False), "CLIP model ViT-B-32 with weights 'openai' is not available"),
+        ("/generate_clip_guidance", ("tiny-ddpm", "a cat", "ViT-B-32", "openai", 10, "fast", 0, 1, 5, "DDIM", 1, 0, 1,
+                                     0, False), "less than minimum value 1"),
+        ("/generate_clip_guidance", ("tiny-ddpm", "a cat", "ViT-B-32", "openai", 10, "fast", 65, 1, 5, "DDIM", 1, 0,
+                                     1, 0, False), "greater than maximum value 64"),
+        ("/generate_colour_guidance", ("tiny-ddpm", "#ff0000", -1, "fast", 1, 5, "DDIM", False, 1, 0, 1, 0, False),
+         "less than minimum value 0"),
+        ("/generate_colour_guidance", ("tiny-ddpm", "nope", 5, "fast", 1, 5, "DDIM", False, 1, 0, 1, 0, False),
+         "Colour must be like #ff8000"),
+        ("/generate_colour_guidance", ("tiny-ddpm", "#ff0000", 5, "fast", 1, 5, "DDIM", False, 1, 0.6, 0.4, 0, False),
+         "Guidance start \\(0.6\\) must come before its end \\(0.4\\)"),
+    ],
+)
+def test_bad_guidance_input_gets_a_clear_error(client, api_name, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=api_name)
+    guided, _, _, _ = client.predict("tiny-ddpm", "#ff0000", 5, "fast", 1, 2, "DDIM", False, 1, 0, 1, 0, False,
+                                     api_name="/generate_colour_guidance")
+    assert len(guided) == 1
+
+
+def test_stop_cancels_a_guided_run(client):
+    job = client.submit("tiny-ddpm", "#ff0000", 5, "exact", 1, 1000, "DDPM", True, 1, 0, 1, 0, False,
+                        api_name="/generate_colour_guidance")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.outputs() and "step" in job.outputs()[-1][3], "no progress report arrived"
+    job.cancel()
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.status().code == Status.CANCELLED

@@ -114,3 +114,30 @@ def test_ddim_tab_streams_both_galleries(page):
         and gallery_images(panel, "x_t: the current noisy sample")
         and gallery_images(panel, "Predicted clean image x0"))
     screenshot(page, "ddim.png")
+
+
+def test_colour_guidance_tab_shows_unguided_and_guided_with_the_loss_plot(page):
+    page.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Colour guidance']").click()
+    WebDriverWait(page, 10).until(lambda d: (panel := visible_panel(d)) is not None
+                                  and panel.find_elements(By.XPATH, ".//*[normalize-space()='Target colour']"))
+    panel = visible_panel(page)
+    steps = panel.find_element(By.CSS_SELECTOR, "input[aria-label='number input for Steps']")
+    steps.send_keys(Keys.CONTROL, "a")
+    steps.send_keys("12", Keys.TAB)
+
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(
+        lambda d: "Mean distance" in report_text(panel)
+        and gallery_images(panel, "Guided") and gallery_images(panel, "Unguided (same seed)"))
+    plot = panel.find_element(By.CSS_SELECTOR, ".loss-plot")
+    WebDriverWait(page, 10).until(lambda d: plot.find_elements(By.CSS_SELECTOR, "svg")
+                                  and {"guided", "unguided"} <= set(plot.text.split("\n")))  # both legend entries
+    page.execute_script("window.scrollTo(0, 0)")
+    screenshot(page, "colour_guidance.png")
+    assert "12 DDIM steps" in report_text(panel)
+
+    source = gallery_images(panel, "Guided")[0].get_attribute("src")
+    response = httpx.get(source, timeout=10)
+    response.raise_for_status()
+    parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
+    assert "Guidance: colour" in parameters and "Colour: #e8702a" in parameters, parameters

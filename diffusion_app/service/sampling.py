@@ -72,6 +72,8 @@ class SamplingRun:
     The model comes from the shared cache; the scheduler is built fresh for this run.
     """
 
+    prompt: str | None = None  # the first line of the images' parameters, for runs steered by a prompt
+
     def __init__(self, studio: Studio, request: SamplingRequest):
         self.request = request.validated(studio.settings.max_batch_size)
         labels = self.request.labels
@@ -90,12 +92,15 @@ class SamplingRun:
         start = time.perf_counter()
         generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds]
         sample = initial_noise(self.unet, generators)
-        steps = denoise(self.unet, self.scheduler, sample, self.request.steps, generators,
-                        class_labels=self.class_labels, eta=self.request.eta)
-        for step in steps:
+        for step in self.steps(sample, generators):
             self.seconds = time.perf_counter() - start
             yield step
         self.final_sample = step.sample
+
+    def steps(self, sample: torch.Tensor, generators: list[torch.Generator]) -> Iterator[DenoiseStep]:
+        """The denoising loop from x_T; guided runs steer it."""
+        return denoise(self.unet, self.scheduler, sample, self.request.steps, generators,
+                       class_labels=self.class_labels, eta=self.request.eta)
 
     def images(self) -> list[Image.Image]:
         if self.final_sample is None:
@@ -103,7 +108,7 @@ class SamplingRun:
         images = to_pil(self.final_sample)
         labels = self.request.labels or [None] * len(images)
         for image, seed, label in zip(images, self.seeds, labels):
-            with_parameters(image, format_parameters(self.parameters(seed, image, label)))
+            with_parameters(image, format_parameters(self.parameters(seed, image, label), self.prompt))
         return images
 
     def grid(self, images: list[Image.Image]) -> Image.Image:
@@ -113,7 +118,7 @@ class SamplingRun:
         settings = self.parameters(self.request.seed, images[0])
         if self.request.classes:
             settings["Class"] = " ".join(self.class_names[label] for label in self.request.classes)
-        return with_parameters(grid, format_parameters({"Grid": f"{len(images)} images", **settings}))
+        return with_parameters(grid, format_parameters({"Grid": f"{len(images)} images", **settings}, self.prompt))
 
     def parameters(self, seed: int, image: Image.Image, label: int | None = None) -> dict:
         request = self.request

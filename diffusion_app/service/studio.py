@@ -6,6 +6,7 @@ from ..catalog import Catalog, build_catalog
 from ..demo_model import ensure_offline_model
 from ..settings import Settings
 from .cache import PipelineCache
+from .clip_models import CLIP_KEY_PREFIX, ClipSpec, LoadedClip, load_clip
 from .loading import load_pipeline
 
 
@@ -25,7 +26,14 @@ class Studio:
             raise ValueError(f"Model {name!r} is of kind {entry.kind!r}; this needs kind {kind!r} ({suitable}).")
         return self.cache.get(name)
 
+    def clip(self, spec: ClipSpec) -> LoadedClip:
+        """A cached open_clip model; CLIP models share the cache and its budget with the pipelines."""
+        return self.cache.get(spec.validated().cache_key)
+
     def _load(self, name: str):
+        if name.startswith(CLIP_KEY_PREFIX):
+            return load_clip(ClipSpec.from_cache_key(name), self.settings.device, self.settings.offline,
+                             self.settings.clip_configs)
         entry = self.catalog.get(name)
         return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service.studio import Studio
-from . import ddim, digits, models_panel, unconditional
+from . import clip_guidance, colour_guidance, ddim, digits, models_panel, unconditional
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -18,6 +18,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                 ddim.build_tab(studio)
             with gr.Tab("Digits", id="digits"):
                 digits.build_tab(studio)
+            with gr.Tab("Colour guidance", id="colour-guidance"):
+                colour_guidance.build_tab(studio)
+            with gr.Tab("CLIP guidance", id="clip-guidance"):
+                clip_guidance.build_tab(studio)
             with gr.Tab("Models", id="models") as models_tab:
                 models_panel.build_tab(studio, models_tab)
     return app

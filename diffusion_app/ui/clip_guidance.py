@@ -1,0 +1,128 @@
+"""Tab: CLIP-guided prompts, steering an unconditional model toward a text prompt while it samples."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..catalog import UNCONDITIONAL
+from ..service.clip_guidance import MAX_CUTOUTS, clip_objective
+from ..service.clip_models import (DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, SUGGESTED_ARCHITECTURES,
+                                   ClipSpec, clip_config_names)
+from ..service.denoising import to_pil
+from ..service.guidance import GuidedRun
+from ..service.sampling import MAX_STEPS, SamplingRequest
+from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..service.studio import Studio
+from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons,
+                     seed_controls, whole_number, zip_download)
+from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
+                               plot_update, schedule_controls, timing)
+
+HOW_IT_WORKS = r"""
+CLIP embeds images and text in one space, so the distance between the predicted clean image
+$\hat x_0(x_t)$ and the prompt's embedding is a loss guidance can follow (Hugging Face diffusion course,
+unit 2). Each guided step takes $n$ augmented **cutouts** of $\hat x_0$ (random resized crop to CLIP's input
+size, a small rotation, a flip, CLIP's normalisation), embeds them ($e_i$, normalised) and the prompt ($p$):
+
+$$L = \frac{1}{n}\sum_{i=1}^{n} 2\arcsin^2\!\Big(\frac{\lVert e_i - p \rVert}{2}\Big), \qquad
+x_t \leftarrow x_t - s\,\sqrt{\bar\alpha_t}\;\nabla_{x_t} L$$
+
+the squared great-circle distance, with the step scaled by the noise level of timestep $t$ (small while
+$x_t$ is mostly noise). More cutouts give a steadier gradient and cost more. CLIP weights download on first
+use; offline, give the path of a local open_clip checkpoint.
+"""
+
+
+def build_tab(studio: Studio) -> None:
+    max_batch = studio.settings.max_batch_size
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = model_dropdown(studio, UNCONDITIONAL)
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red apple on a wooden table")
+            with gr.Row():
+                architecture = gr.Dropdown(
+                    list(SUGGESTED_ARCHITECTURES) + clip_config_names(studio.settings.clip_configs),
+                    value=DEFAULT_CLIP_ARCHITECTURE, allow_custom_value=True, label="CLIP model",
+                    info="Any open_clip model name.")
+                weights = gr.Textbox(value=DEFAULT_CLIP_WEIGHTS, label="CLIP weights",
+                                     info="A pretrained tag (openai, laion2b_s34b_b79k, ...; downloads on first "
+                                          "use) or the path of a local checkpoint file (works offline).")
+            scale, method = guidance_controls(default_scale=10)
+            cutouts = gr.Slider(1, MAX_CUTOUTS, value=4, step=1, label="Cutouts",
+                                info="Augmented crops CLIP sees per image and step: more is steadier and slower.")
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
+            scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
+            every, start, end = schedule_controls()
+            seed, random_seed = seed_controls()
+            generate, stop = run_buttons()
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Samples (previews show the predicted clean images)", format="png",
+                                 type="filepath", columns=4,
+                                 elem_classes="pixelated")
+            plot = loss_plot()
+            report = gr.Markdown()
+            zip_download(studio, gallery)
+    how_it_works(HOW_IT_WORKS)
+
+    @reports_errors
+    def generate_clip_guidance(model_name, prompt_text, architecture_name, weights_value, scale_value, method_value,
+                               cutout_count, count, step_count, scheduler_name, every_value, start_value, end_value,
+                               seed_value, use_random_seed, progress=gr.Progress()):
+        """Sample an unconditional model while CLIP pulls the predicted clean image toward a text prompt.
+
+        Args:
+            model_name: a catalog model of kind unconditional.
+            prompt_text: what the images should show (CLIP's 77-token context; longer prompts are truncated).
+            architecture_name: an open_clip model name, e.g. ViT-B-32.
+            weights_value: an open_clip pretrained tag (e.g. openai) or the path of a local checkpoint file.
+            scale_value: guidance scale, 0 (off) to 200.
+            method_value: fast (gradient through the x0 formula only) or exact (through the UNet too).
+            cutout_count: augmented crops CLIP sees per image and step, 1-64.
+            count: number of images.
+            step_count: denoising steps, 1-1000.
+            scheduler_name: DDPM or DDIM.
+            every_value: guide every k-th step.
+            start_value: fraction of the steps where guidance starts, 0-1.
+            end_value: fraction of the steps where guidance ends, 0-1.
+            seed_value: seed of the first image, 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
+        request = SamplingRequest(
+            model=model_name,
+            num_images=whole_number(count, "Number of images"),
+            steps=whole_number(step_count, "Steps"),
+            seed=chosen_seed(seed_value, use_random_seed),
+            scheduler=scheduler_name,
+        ).validated(max_batch)
+        guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
+        progress(0, desc="Loading CLIP model")
+        objective = clip_objective(studio, ClipSpec(architecture_name, weights_value), prompt_text, cutout_count)
+        if objective.truncation:
+            gr.Warning(objective.truncation)
+        progress(0, desc="Loading model")
+        runs = {"guided": GuidedRun(studio, request, guidance, objective)}
+        for _, step in follow(runs, progress):
+            # Yielding every step lets Stop take effect after the current step.
+            yield (to_pil(step.pred_original) if is_preview(step) else gr.skip(), plot_update(step, runs),
+                   f"Step {step.index + 1}/{step.total}")
+        guided = runs["guided"]
+        yield guided.images(), loss_frame(runs), (
+            f"Seed {request.seed} · {request.steps} {request.scheduler} steps · guidance scale {guidance.scale:g} "
+            f"({guidance.method}) · {objective.cutouts} cutouts · {objective.clip.spec.label} · {timing(guided)}"
+            + (f"\n\n{objective.truncation}" if objective.truncation else "")
+        )
+
+    event = generate.click(
+        generate_clip_guidance, [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
+              end, seed, random_seed], [gallery, plot, report], api_name="generate_clip_guidance",
+        **generation_queue(studio))
+    stop.click(None, cancels=[event])
+    default = studio.catalog.default(UNCONDITIONAL)
+    if default:
+        gr.Examples([[default, "a red apple", DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, 10, "fast", 8,
+                      min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False],
+                     [default, "a smiling yellow face", DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, 20, "exact",
+                      16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
+                    [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every,
+                     start, end, seed, random_seed], label="Examples (CLIP weights download on first use)")

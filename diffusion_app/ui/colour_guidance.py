@@ -1,0 +1,121 @@
+"""Tab: colour guidance, steering an unconditional model toward a colour while it samples."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gradio as gr
+
+from ..catalog import UNCONDITIONAL
+from ..service.denoising import to_pil
+from ..service.guidance import ColourObjective, GuidedRun
+from ..service.sampling import MAX_STEPS, SamplingRequest
+from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..service.studio import Studio
+from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons,
+                     seed_controls, whole_number, zip_download)
+from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
+                               plot_update, schedule_controls, timing)
+
+DEFAULT_COLOUR = "#e8702a"
+
+HOW_IT_WORKS = r"""
+Guidance steers an unconditional model at sampling time, with no retraining (Hugging Face diffusion
+course, unit 2). At each guided step the model's noise estimate gives the predicted clean image
+$\hat x_0(x_t)$; a loss on it measures how far it is from what we want, here the mean absolute difference to
+the target colour $c$ (mapped to $[-1, 1]$):
+
+$$L(x_t) = \operatorname{mean}\,\lvert \hat x_0(x_t) - c \rvert, \qquad x_t \leftarrow x_t - s\,\nabla_{x_t} L(x_t)$$
+
+then the scheduler takes its usual step from the moved $x_t$. **fast** treats the noise estimate as a
+constant, so the gradient flows through the $\hat x_0$ formula only; **exact** differentiates through the
+UNet too (slower, more memory). The scale $s$ sets how hard it steers: too high and the image turns into
+flat colour. The plot shows $L$ at each guided step.
+"""
+
+
+def build_tab(studio: Studio) -> None:
+    max_batch = studio.settings.max_batch_size
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = model_dropdown(studio, UNCONDITIONAL)
+            colour = gr.ColorPicker(value=DEFAULT_COLOUR, label="Target colour")
+            scale, method = guidance_controls(default_scale=8)
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
+            scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
+            side_by_side = gr.Checkbox(value=True, label="Unguided vs guided",
+                                       info="Also sample without guidance from the same seed.")
+            every, start, end = schedule_controls()
+            seed, random_seed = seed_controls()
+            generate, stop = run_buttons()
+        with gr.Column(scale=2):
+            with gr.Row():
+                guided_gallery = gr.Gallery(label="Guided", format="png", type="filepath", columns=2, elem_classes="pixelated")
+                unguided_gallery = gr.Gallery(label="Unguided (same seed)", format="png", columns=2,
+                                              elem_classes="pixelated")
+            plot = loss_plot()
+            report = gr.Markdown()
+            zip_download(studio, guided_gallery)
+    how_it_works(HOW_IT_WORKS)
+
+    @reports_errors
+    def generate_colour_guidance(model_name, colour_value, scale_value, method_value, count, step_count,
+                                 scheduler_name, compare, every_value, start_value, end_value, seed_value,
+                                 use_random_seed, progress=gr.Progress()):
+        """Sample an unconditional model while a loss on the predicted clean image pulls it toward a colour.
+
+        Args:
+            model_name: a catalog model of kind unconditional.
+            colour_value: the target colour as #rrggbb.
+            scale_value: guidance scale, 0 (off) to 200.
+            method_value: fast (gradient through the x0 formula only) or exact (through the UNet too).
+            count: number of images.
+            step_count: denoising steps, 1-1000.
+            scheduler_name: DDPM or DDIM.
+            compare: also sample without guidance from the same seed.
+            every_value: guide every k-th step.
+            start_value: fraction of the steps where guidance starts, 0-1.
+            end_value: fraction of the steps where guidance ends, 0-1.
+            seed_value: seed of the first image, 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
+        request = SamplingRequest(
+            model=model_name,
+            num_images=whole_number(count, "Number of images"),
+            steps=whole_number(step_count, "Steps"),
+            seed=chosen_seed(seed_value, use_random_seed),
+            scheduler=scheduler_name,
+        )
+        guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
+        objective = ColourObjective(colour_value)
+        progress(0, desc="Loading model")
+        runs = {"guided": GuidedRun(studio, request, guidance, objective)}
+        if compare:
+            runs["unguided"] = GuidedRun(studio, runs["guided"].request, replace(guidance, scale=0.0), objective)
+        for label, step in follow(runs, progress):
+            # Yielding every step lets Stop take effect after the current step.
+            preview = label == "guided" and is_preview(step)
+            yield (to_pil(step.pred_original) if preview else gr.skip(), gr.skip(), plot_update(step, runs),
+                   f"{label}: step {step.index + 1}/{step.total}")
+        images = {label: sampling.images() for label, sampling in runs.items()}
+        guided = runs["guided"]
+        distances = ", ".join(f"{label} {objective.distance(found):.3f}" for label, found in images.items())
+        yield images["guided"], images.get("unguided", []), loss_frame(runs), (
+            f"Seed {guided.request.seed} · {request.steps} {request.scheduler} steps · guidance scale "
+            f"{guidance.scale:g} ({guidance.method}) · guided in {timing(guided)}"
+            + (f", unguided in {timing(runs['unguided'])}" if compare else "")
+            + f"\n\nMean distance to {objective.hex} (mean absolute pixel difference, 0-1): {distances}"
+        )
+
+    event = generate.click(
+        generate_colour_guidance, [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
+              random_seed], [guided_gallery, unguided_gallery, plot, report], api_name="generate_colour_guidance",
+        **generation_queue(studio))
+    stop.click(None, cancels=[event])
+    default = studio.catalog.default(UNCONDITIONAL)
+    if default:
+        gr.Examples([[default, "#d62828", 8, "fast", min(4, max_batch), 50, "DDIM", True, 1, 0, 1, 0, False],
+                     [default, "#1f5fd1", 20, "exact", 1, 50, "DDIM", True, 2, 0, 0.6, 1, False]],
+                    [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end,
+                     seed, random_seed], label="Examples (bundled model, offline)")
