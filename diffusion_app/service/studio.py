@@ -27,7 +27,8 @@ class Studio:
 
     def _load(self, name: str):
         entry = self.catalog.get(name)
-        return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline)
+        return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline,
+                             self.settings.memory)
 
 
 def open_studio(settings: Settings) -> Studio:
