@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service.studio import Studio
-from . import ddim, digits, unconditional
+from . import ddim, digits, text2img, unconditional
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -18,4 +18,6 @@ def build_app(studio: Studio) -> gr.Blocks:
                 ddim.build_tab(studio)
             with gr.Tab("Digits", id="digits"):
                 digits.build_tab(studio)
+            with gr.Tab("Text to image", id="text2img"):
+                text2img.build_tab(studio)
     return app

@@ -1,0 +1,139 @@
+"""Tab: Stable Diffusion text to image, with live previews, Stop, and settings read back from a PNG."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..catalog import TEXT_TO_IMAGE
+from ..service.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from ..service.studio import Studio
+from ..service.text2img import (
+    MAX_GUIDANCE,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_SIDE,
+    SIDE_MULTIPLE,
+    TextToImageRequest,
+    TextToImageRun,
+    request_fields_from_png,
+)
+from .common import chosen_seed, number, reports_errors, run_buttons, seed_controls, whole_number
+
+
+def model_status(studio: Studio, name: str | None) -> str:
+    """Whether the chosen model can load here, and how to provide it when it cannot."""
+    if not name:
+        return ""
+    try:
+        entry = studio.catalog.find(name, TEXT_TO_IMAGE)
+    except ValueError as err:
+        return f"⚠️ {err}"
+    if entry.kind != TEXT_TO_IMAGE:
+        return f"⚠️ `{name}` is a {entry.kind} model; this tab needs a text-to-image pipeline."
+    if entry.available_offline():
+        return f"✅ `{name}` is available on this machine."
+    if studio.settings.offline:
+        return (f"⚠️ `{name}` is not available offline. Run the app once with network access to download it, or "
+                f"download it elsewhere and add the folder: `python app.py --add-model NAME=/path/to/folder`.")
+    return f"`{name}` downloads from the Hugging Face hub on first use ({entry.description or 'hub model'})."
+
+
+def build_tab(studio: Studio) -> None:
+    max_batch = studio.settings.max_batch_size
+    default_model = studio.catalog.default(TEXT_TO_IMAGE)
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = gr.Dropdown(choices=studio.catalog.names(TEXT_TO_IMAGE), value=default_model, label="Model",
+                                allow_custom_value=True,
+                                info="A listed model, a hub repo id (owner/name) or a local diffusers folder.")
+            status = gr.Markdown(model_status(studio, default_model))
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a watercolor painting of a lighthouse at dawn")
+            negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="blurry, low quality",
+                                         info="What to steer away from (used when CFG scale > 1).")
+            with gr.Row():
+                scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
+                steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps")
+            guidance = gr.Slider(1, MAX_GUIDANCE, value=7.5, step=0.5, label="CFG scale",
+                                 info="Classifier-free guidance: how strongly to follow the prompt; 1 turns it off.")
+            with gr.Row():
+                width = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Width")
+                height = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Height")
+            with gr.Row():
+                num_images = gr.Slider(1, max_batch, value=1, step=1, label="Number of images")
+                preview_every = gr.Slider(1, 50, value=5, step=1, label="Preview every k steps",
+                                          info="Previews approximate the image from the latents, without the VAE.")
+            seed, random_seed = seed_controls()
+            generate, stop = run_buttons()
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Images", format="png", columns=2, height="auto")
+            report = gr.Markdown()
+            with gr.Accordion("Read parameters from a PNG", open=False):
+                png = gr.Image(label="Drop a PNG made by this app (or another Stable Diffusion UI)", type="filepath",
+                               image_mode=None, sources=["upload"], height=240)
+                read_report = gr.Markdown()
+
+    @reports_errors
+    def run(model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width, image_height,
+            count, every, seed_value, use_random_seed, progress=gr.Progress()):
+        request = TextToImageRequest(
+            model=model_name,
+            prompt=prompt_text,
+            negative_prompt=negative_text,
+            steps=whole_number(step_count, "Steps"),
+            guidance_scale=number(cfg, "CFG scale"),
+            width=whole_number(image_width, "Width"),
+            height=whole_number(image_height, "Height"),
+            num_images=whole_number(count, "Number of images"),
+            seed=chosen_seed(seed_value, use_random_seed),
+            scheduler=scheduler_name,
+        )
+        every = whole_number(every, "Preview interval")
+        if every < 1:
+            raise ValueError(f"Preview interval must be at least 1, got {every}.")
+        progress(0, desc="Loading model")
+        generation = TextToImageRun(studio, request, preview_every=every)
+        for step in generation:
+            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            # Yielding every step lets Stop take effect after the current step.
+            yield step.preview or gr.skip(), f"Step {step.index + 1}/{step.total} · {generation.seconds:.1f} s"
+        yield generation.images, finished_report(generation)
+
+    def show_status(model_name):
+        return model_status(studio, model_name)
+
+    def read_png(path):
+        if not path:
+            raise gr.Error("Upload a PNG image to read its parameters.")
+        try:
+            fields, notes = request_fields_from_png(path)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        controls = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
+                    "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
+        values = [fields.get(name, gr.skip()) for name in controls]
+        message = "Settings read from the image" + (f"; not used: {'; '.join(notes)}." if notes else ".")
+        return [*values, False if "seed" in fields else gr.skip(), message]
+
+    model.change(show_status, model, status, api_visibility="private")
+    event = generate.click(
+        run, [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
+              seed, random_seed],
+        [gallery, report], api_name="generate_text2img")
+    stop.click(None, cancels=[event])
+    png.upload(read_png, png,
+               [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, seed, random_seed,
+                read_report], api_name="read_parameters")
+
+
+def finished_report(generation: TextToImageRun) -> str:
+    request = generation.request
+    token_limit = generation.pipeline.tokenizer.model_max_length
+    lines = [f"Seed {request.seed} (image i uses seed + i) · {request.steps} {request.scheduler} steps, "
+             f"CFG scale {request.guidance_scale:g}, {request.width}x{request.height}, in {generation.seconds:.1f} s"]
+    if request.guidance_scale <= 1 and request.negative_prompt:
+        lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")
+    for label, dropped in generation.truncated.items():
+        lines.append(f"⚠️ {label} truncated: the text encoder reads {token_limit} tokens; it did not see “{dropped}”.")
+    if any(generation.flagged):
+        lines.append(f"⚠️ The model's safety checker blacked out {sum(generation.flagged)} image(s).")
+    return "\n\n".join(lines)
