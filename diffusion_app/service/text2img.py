@@ -2,20 +2,23 @@
 
 The cached pipeline's models are shared. A call keeps state on the pipeline object (the scheduler's
 timesteps, the guidance scale, the interrupt flag), so each request calls its own shallow copy of that
-object, holding a scheduler built for the request. The call runs in a worker thread; its
-`callback_on_step_end` hands every step, and every k-th step a cheap preview, to the caller through a
-queue, and ends the call as soon as the caller stops listening (Stop in the UI).
+object, holding a scheduler built for the request. The tokenizer keeps state too (a fast tokenizer's
+padding and truncation settings), so requests for one model encode their prompts one at a time. The
+call runs in a worker thread; its `callback_on_step_end` hands every step, and every k-th step a cheap
+preview, to the caller through a queue, and ends the call as soon as the caller stops listening (Stop).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import queue
 import re
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +33,8 @@ from .metadata import format_parameters, parse_parameters, read_parameters, with
 from .sampling import MAX_SEED, image_seeds, require_int
 from .schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from .studio import Studio
+
+logger = logging.getLogger(__name__)
 
 MAX_STEPS = 150
 MAX_GUIDANCE = 30
@@ -108,21 +113,25 @@ class TextToImageRun:
         self.pipeline = pipeline_for_request(shared, scheduler)
         self.preview_every = preview_every
         self.seeds = image_seeds(self.request.seed, self.request.num_images)
-        self.truncated = {
-            label: dropped
-            for label, text in (("Prompt", self.request.prompt), ("Negative prompt", self.request.negative_prompt))
-            if (dropped := truncated_part(self.pipeline.tokenizer, text))
-        }
+        self._encoding = tokenizer_lock(shared.tokenizer)
+        with self._encoding:
+            self.truncated = {
+                label: dropped
+                for label, text in (("Prompt", self.request.prompt), ("Negative prompt", self.request.negative_prompt))
+                if (dropped := truncated_part(shared.tokenizer, text))
+            }
         self.images: list[Image.Image] | None = None
         self.flagged: list[bool] = []  # the safety checker's verdict per image, for models that have one
         self.seconds = 0.0
+        self.steps_done = 0
         self._steps: queue.Queue = queue.Queue()
         self._stopped = threading.Event()
+        self._holds_encoding = False
+        self.worker = threading.Thread(target=self._call_pipeline, name="text-to-image", daemon=True)
 
     def __iter__(self) -> Iterator[TextToImageStep]:
         start = time.perf_counter()
-        worker = threading.Thread(target=self._call_pipeline, name="text-to-image", daemon=True)
-        worker.start()
+        self.worker.start()
         try:
             while isinstance(item := self._steps.get(), TextToImageStep):
                 self.seconds = time.perf_counter() - start
@@ -132,11 +141,14 @@ class TextToImageRun:
             self._finish(item)
             self.seconds = time.perf_counter() - start
         finally:
+            # After Stop the call ends at its next step callback. No join: Gradio closes a cancelled
+            # iterator from its event loop, which must not wait for a step to finish.
             self._stopped.set()
-            worker.join()
 
     def _call_pipeline(self) -> None:
         request = self.request
+        self._encoding.acquire()  # released when the first step ends: the prompts are encoded by then
+        self._holds_encoding = True
         try:
             output = self.pipeline(
                 prompt=request.prompt,
@@ -149,15 +161,28 @@ class TextToImageRun:
                 generator=[torch.Generator("cpu").manual_seed(seed) for seed in self.seeds],
                 callback_on_step_end=self._on_step_end,
             )
+        except GenerationStopped as stopped:
+            logger.info("stopped %s after %d of %d steps", request.model, self.steps_done, request.steps)
+            self.pipeline.maybe_free_model_hooks()  # what the call does at its end: offloaded models go back
+            self._steps.put(stopped)
         except Exception as err:  # handed to the caller's thread, which raises it
             self._steps.put(err)
         else:
             self._steps.put(output)
+        finally:
+            self._release_encoding()
+
+    def _release_encoding(self) -> None:
+        if self._holds_encoding:
+            self._holds_encoding = False
+            self._encoding.release()
 
     def _on_step_end(self, pipeline: DiffusionPipeline, index: int, timestep, tensors: dict) -> dict:
+        self._release_encoding()
         # Raising (rather than setting pipeline._interrupt) also skips the final VAE decode nobody will see.
         if self._stopped.is_set():
             raise GenerationStopped
+        self.steps_done = index + 1
         total = pipeline.num_timesteps
         preview_step = self.preview_every and (index + 1) % self.preview_every == 0 and index + 1 < total
         self._steps.put(TextToImageStep(index, total, latent_preview(tensors["latents"]) if preview_step else None))
@@ -188,6 +213,17 @@ def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipel
     pipeline = copy.copy(shared)
     pipeline.scheduler = scheduler
     return pipeline
+
+
+_TOKENIZER_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TOKENIZER_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer) -> threading.Lock:
+    """One lock per loaded tokenizer. A fast tokenizer sets its padding and truncation on shared state at
+    each call, so two threads tokenizing at once can get each other's settings (and unpadded prompts)."""
+    with _TOKENIZER_LOCKS_GUARD:
+        return _TOKENIZER_LOCKS.setdefault(tokenizer, threading.Lock())
 
 
 def truncated_part(tokenizer, text: str) -> str | None:
