@@ -27,13 +27,13 @@ def model_status(studio: Studio, name: str | None) -> str:
     try:
         entry = studio.catalog.find(name, TEXT_TO_IMAGE)
     except ValueError as err:
-        return f"⚠️ {err}"
+        return f"**{err}**"
     if entry.kind != TEXT_TO_IMAGE:
-        return f"⚠️ `{name}` is a {entry.kind} model; this tab needs a text-to-image pipeline."
+        return f"**`{name}` is a {entry.kind} model**; this tab needs a text-to-image pipeline."
     if entry.available_offline():
-        return f"✅ `{name}` is available on this machine."
+        return f"`{name}` is available on this machine."
     if studio.settings.offline:
-        return (f"⚠️ `{name}` is not available offline. Run the app once with network access to download it, or "
+        return (f"**`{name}` is not available offline.** Run the app once with network access to download it, or "
                 f"download it elsewhere and add the folder: `python app.py --add-model NAME=/path/to/folder`.")
     return f"`{name}` downloads from the Hugging Face hub on first use ({entry.description or 'hub model'})."
 
@@ -61,7 +61,7 @@ def build_tab(studio: Studio) -> None:
             with gr.Row():
                 num_images = gr.Slider(1, max_batch, value=1, step=1, label="Number of images")
                 preview_every = gr.Slider(1, 50, value=5, step=1, label="Preview every k steps",
-                                          info="Previews approximate the image from the latents, without the VAE.")
+                                          info="Approximated from the latents, without the VAE.")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
@@ -87,11 +87,8 @@ def build_tab(studio: Studio) -> None:
             seed=chosen_seed(seed_value, use_random_seed),
             scheduler=scheduler_name,
         )
-        every = whole_number(every, "Preview interval")
-        if every < 1:
-            raise ValueError(f"Preview interval must be at least 1, got {every}.")
         progress(0, desc="Loading model")
-        generation = TextToImageRun(studio, request, preview_every=every)
+        generation = TextToImageRun(studio, request, preview_every=whole_number(every, "Preview interval"))
         for step in generation:
             progress((step.index + 1, step.total), desc="Denoising", unit="steps")
             # Yielding every step lets Stop take effect after the current step.
@@ -101,6 +98,9 @@ def build_tab(studio: Studio) -> None:
     def show_status(model_name):
         return model_status(studio, model_name)
 
+    read_into = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
+                 "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
+
     def read_png(path):
         if not path:
             raise gr.Error("Upload a PNG image to read its parameters.")
@@ -108,9 +108,7 @@ def build_tab(studio: Studio) -> None:
             fields, notes = request_fields_from_png(path)
         except ValueError as err:
             raise gr.Error(str(err)) from err
-        controls = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
-                    "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
-        values = [fields.get(name, gr.skip()) for name in controls]
+        values = [fields.get(name, gr.skip()) for name in read_into]
         message = "Settings read from the image" + (f"; not used: {'; '.join(notes)}." if notes else ".")
         return [*values, False if "seed" in fields else gr.skip(), message]
 
@@ -120,9 +118,7 @@ def build_tab(studio: Studio) -> None:
               seed, random_seed],
         [gallery, report], api_name="generate_text2img")
     stop.click(None, cancels=[event])
-    png.upload(read_png, png,
-               [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, seed, random_seed,
-                read_report], api_name="read_parameters")
+    png.upload(read_png, png, [*read_into.values(), random_seed, read_report], api_name="read_parameters")
 
 
 def finished_report(generation: TextToImageRun) -> str:
@@ -133,7 +129,7 @@ def finished_report(generation: TextToImageRun) -> str:
     if request.guidance_scale <= 1 and request.negative_prompt:
         lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")
     for label, dropped in generation.truncated.items():
-        lines.append(f"⚠️ {label} truncated: the text encoder reads {token_limit} tokens; it did not see “{dropped}”.")
+        lines.append(f"**{label} truncated**: the text encoder reads {token_limit} tokens; it did not see “{dropped}”.")
     if any(generation.flagged):
-        lines.append(f"⚠️ The model's safety checker blacked out {sum(generation.flagged)} image(s).")
+        lines.append(f"**The model's safety checker blacked out {sum(generation.flagged)} image(s).**")
     return "\n\n".join(lines)
