@@ -60,13 +60,13 @@ def clip_tokenizer(folder: Path) -> CLIPTokenizer:
     return CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(folder), model_max_length=CLIP_CONTEXT_LENGTH)
 
 
-def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
+def tiny_unet(seed: int = 0, block_out_channels: tuple[int, int] = (16, 32)) -> UNet2DConditionModel:
     torch.manual_seed(seed)
     return UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
-        block_out_channels=(16, 32),
+        block_out_channels=block_out_channels,
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -107,15 +107,16 @@ def tiny_text_encoder(tokenizer: CLIPTokenizer, seed: int = 0) -> CLIPTextModel:
     ))
 
 
-def build_tiny_sd_pipeline(folder: Path, seed: int = 0) -> Path:
-    """Save a random-weight StableDiffusionPipeline (64x64 images by default) with `save_pretrained`."""
+def build_tiny_sd_pipeline(folder: Path, seed: int = 0, unet_channels: tuple[int, int] = (16, 32)) -> Path:
+    """Save a random-weight StableDiffusionPipeline (64x64 images by default) with `save_pretrained`;
+    wider `unet_channels` make a bigger model, as benchmarks want."""
     folder = Path(folder)
     tokenizer = clip_tokenizer(folder / "tokenizer")
     pipeline = StableDiffusionPipeline(
         vae=tiny_vae(seed),
         text_encoder=tiny_text_encoder(tokenizer, seed),
         tokenizer=tokenizer,
-        unet=tiny_unet(seed),
+        unet=tiny_unet(seed, unet_channels),
         scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),
         safety_checker=None,
         feature_extractor=None,
