@@ -11,6 +11,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0, SlicedAttnProcessor
 from PIL import Image
 
+from app import parse_args
 from diffusion_app.catalog import TEXT_TO_IMAGE, UnknownModelError, build_catalog
 from diffusion_app.service.loading import ModelUnavailableError, load_pipeline
 from diffusion_app.service.metadata import save_png
@@ -86,11 +87,13 @@ def test_memory_savers_are_applied_when_loading(models_dir):
     assert not (plain.vae.use_slicing or plain.vae.use_tiling)
 
 
-def test_memory_saver_settings():
+def test_memory_saver_settings_and_flags():
     settings = Settings.from_env({"DS_DEVICE": "cpu", "DS_VAE_TILING": "1", "DS_ATTENTION_SLICING": "yes"})
     assert settings.memory == MemorySavers(attention_slicing=True, vae_tiling=True)
-    with pytest.raises(ValueError, match="CPU offload .* needs a CUDA device"):
-        Settings(device="cpu", memory=MemorySavers(cpu_offload=True))
+    on_gpu = settings.with_cli_args(parse_args(["--device", "cuda", "--vae-slicing", "--cpu-offload"]))
+    assert on_gpu.memory == MemorySavers(attention_slicing=True, vae_slicing=True, vae_tiling=True, cpu_offload=True)
+    with pytest.raises(ValueError, match="CPU offload .* needs a CUDA device, not 'cpu'"):
+        settings.with_cli_args(parse_args(["--cpu-offload"]))
 
 
 @pytest.mark.parametrize("scheduler", list(TEXT_TO_IMAGE_SCHEDULERS))
@@ -201,8 +204,9 @@ def test_parameters_round_trip_to_the_same_image(studio, tmp_path):
 
 
 def test_parameters_written_by_other_uis():
-    fields, notes = request_fields("masterpiece, a red fox\nNegative prompt: ugly\nSteps: 28, Sampler: DPM++ 2M Karras, "
-                                   "CFG scale: 6, Seed: 123, Size: 512x768, Model hash: abc123, Model: v1-5-pruned")
+    fields, notes = request_fields("masterpiece, a red fox\nNegative prompt: ugly\nSteps: 28, "
+                                   "Sampler: DPM++ 2M Karras, CFG scale: 6, Seed: 123, Size: 512x768, "
+                                   "Model hash: abc123, Model: v1-5-pruned")
     assert fields == {"prompt": "masterpiece, a red fox", "negative_prompt": "ugly", "steps": 28,
                       "guidance_scale": 6.0, "seed": 123, "width": 512, "height": 768, "model": "v1-5-pruned"}
     assert notes == ["sampler 'DPM++ 2M Karras' is not offered here"]

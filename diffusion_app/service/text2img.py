@@ -80,7 +80,8 @@ class TextToImageRequest:
                 or not 1 <= guidance <= MAX_GUIDANCE:
             raise ValueError(f"CFG scale must be a number from 1 (no guidance) to {MAX_GUIDANCE}, got {guidance!r}.")
         if self.scheduler not in TEXT_TO_IMAGE_SCHEDULERS:
-            raise ValueError(f"Unknown sampler {self.scheduler!r}; choose one of {', '.join(TEXT_TO_IMAGE_SCHEDULERS)}.")
+            raise ValueError(f"Unknown sampler {self.scheduler!r}; "
+                             f"choose one of {', '.join(TEXT_TO_IMAGE_SCHEDULERS)}.")
         if self.seed is None:
             return replace(self, seed=secrets.randbelow(MAX_SEED + 1))
         require_int("Seed", self.seed, 0, MAX_SEED)

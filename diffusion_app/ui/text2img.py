@@ -129,7 +129,8 @@ def finished_report(generation: TextToImageRun) -> str:
     if request.guidance_scale <= 1 and request.negative_prompt:
         lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")
     for label, dropped in generation.truncated.items():
-        lines.append(f"**{label} truncated**: the text encoder reads {token_limit} tokens; it did not see “{dropped}”.")
+        lines.append(f"**{label} truncated**: the text encoder reads {token_limit} tokens; "
+                     f"it did not see “{dropped}”.")
     if any(generation.flagged):
         lines.append(f"**The model's safety checker blacked out {sum(generation.flagged)} image(s).**")
     return "\n\n".join(lines)
