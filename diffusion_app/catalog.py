@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,10 @@ HUB_MODELS = (
     ModelEntry("google/ddpm-cifar10-32", "google/ddpm-cifar10-32", UNCONDITIONAL, "CIFAR-10, 32x32 (36M params)"),
     ModelEntry("google/ddpm-cat-256", "google/ddpm-cat-256", UNCONDITIONAL, "LSUN cats, 256x256 (114M params)"),
     ModelEntry("google/ddpm-celebahq-256", "google/ddpm-celebahq-256", UNCONDITIONAL, "CelebA-HQ faces, 256x256"),
+    ModelEntry("stable-diffusion-v1-5/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5",
+               TEXT_TO_IMAGE, "Stable Diffusion 1.5, 512x512 (about 5 GB to download)"),
 )
+HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 class UnknownModelError(ValueError):
@@ -72,6 +76,23 @@ class Catalog:
             known = ", ".join(self._entries)
         if entry is None:
             raise UnknownModelError(f"Unknown model {name!r}. Known models: {known or 'none'}.")
+        return entry
+
+    def find(self, name: str, kind: str) -> ModelEntry:
+        """A catalog model, or else an unlisted local pipeline folder or hub repo id (owner/name) taken as `kind`."""
+        try:
+            return self.get(name)
+        except UnknownModelError:
+            if not (Path(name).expanduser().is_dir() or HUB_REPO_ID.fullmatch(name)):
+                raise UnknownModelError(
+                    f"Unknown model {name!r}: choose a listed model, a hub repo id (owner/name) or a local "
+                    f"diffusers pipeline folder.") from None
+        return entry_from_spec(name, name, hub_kind=kind)
+
+    def find_or_add(self, name: str, kind: str) -> ModelEntry:
+        """`find`, registering an unlisted model so that it loads like a listed one."""
+        entry = self.find(name, kind)
+        self.register(entry)
         return entry
 
     def entries(self, kind: str | None = None) -> list[ModelEntry]:
@@ -110,15 +131,15 @@ def local_entries(models_dir: Path) -> list[ModelEntry]:
     return [entry for entry in found if entry is not None]
 
 
-def entry_from_spec(name: str, source: str) -> ModelEntry:
-    """A user-added model: a local folder is inspected; a hub id is taken as unconditional."""
+def entry_from_spec(name: str, source: str, hub_kind: str = UNCONDITIONAL) -> ModelEntry:
+    """A user-added model: a local folder is inspected; a hub id is taken to be of `hub_kind`."""
     folder = Path(source).expanduser()
     if folder.is_dir():
         entry = entry_from_folder(folder, name)
         if entry is None:
             raise ValueError(f"{source!r} is not a diffusers pipeline folder (no usable model_index.json).")
         return entry
-    return ModelEntry(name, source, UNCONDITIONAL, "hub model")
+    return ModelEntry(name, source, hub_kind, "hub model")
 
 
 def build_catalog(model_dirs: list[Path], extra_models: tuple[tuple[str, str], ...] = ()) -> Catalog:

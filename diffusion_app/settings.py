@@ -8,6 +8,8 @@ Environment variables (all optional):
     DS_MODELS           extra catalog entries, "name=source;name=source" (hub id or local dir)
     DS_CACHE_MAX_MODELS how many pipelines stay loaded at once (default: 3)
     DS_CACHE_MAX_GB     memory budget for loaded pipelines in GiB (default: no byte limit)
+    DS_ATTENTION_SLICING, DS_VAE_SLICING, DS_VAE_TILING, DS_CPU_OFFLOAD
+                        1 to trade speed for memory with large models (see MemorySavers; default: off)
     DS_MAX_BATCH        largest number of images per request (default: 8)
     DS_OFFLINE          1 to never reach a model hub (HF_HUB_OFFLINE=1 means the same)
     DS_QUEUE_SIZE       most requests waiting in the queue; more are turned away (default: 64)
@@ -31,6 +33,16 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
+class MemorySavers:
+    """diffusers' memory savers (MEMORY_SAVERS says what each does), applied when a pipeline loads."""
+
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    cpu_offload: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
@@ -42,12 +54,18 @@ class Settings:
     max_batch_size: int = 8
     offline: bool = False
     clip_configs: tuple[Path, ...] = ()
+    memory: MemorySavers = MemorySavers()
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
     queue_size: int = 64
     concurrency_limit: int = 1
     mcp_server: bool = False
+
+    def __post_init__(self):
+        if self.memory.cpu_offload and not self.device.startswith("cuda"):
+            raise ValueError(f"Model CPU offload (DS_CPU_OFFLOAD, --cpu-offload) needs a CUDA device, "
+                             f"not {self.device!r}.")
 
     @property
     def local_models_dir(self) -> Path:
@@ -71,6 +89,8 @@ class Settings:
             max_batch_size=int(env.get("DS_MAX_BATCH", 8)),
             offline=(env.get("DS_OFFLINE", "") or env.get("HF_HUB_OFFLINE", "")).lower() in TRUE_WORDS,
             clip_configs=tuple(Path(p).resolve() for p in env.get("DS_CLIP_CONFIGS", "").split(os.pathsep) if p),
+            memory=MemorySavers(**{name: env.get(f"DS_{name.upper()}", "").lower() in TRUE_WORDS
+                                   for name in MEMORY_SAVERS}),
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", 7860)),
             queue_size=positive_int(env.get("DS_QUEUE_SIZE", 64), "DS_QUEUE_SIZE"),
@@ -85,6 +105,8 @@ class Settings:
             value = getattr(args, name, None)
             if value is not None:
                 changes[name] = value
+        if savers := {name: True for name in MEMORY_SAVERS if getattr(args, name, False)}:
+            changes["memory"] = replace(self.memory, **savers)
         if getattr(args, "share", False):
             changes["share"] = True
         if getattr(args, "offline", False):
@@ -105,12 +127,21 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="weights dtype (default: float16 on CUDA)")
     parser.add_argument("--data-dir", type=lambda p: Path(p).resolve(), help="generated files and jobs")
     parser.add_argument("--models-dir", type=lambda p: Path(p).resolve(), help="bundled model folders")
+    for name, help_text in MEMORY_SAVERS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help_text)
     parser.add_argument("--add-model", action="append", metavar="NAME=SOURCE",
                         help="add a catalog entry: a hub id or a local save_pretrained folder (repeatable)")
     parser.add_argument("--offline", action="store_true", help="never reach a model hub")
     parser.add_argument("--mcp-server", action="store_true", help="also serve the generation tabs as MCP tools")
 
 
+# Each saves accelerator memory for some speed.
+MEMORY_SAVERS = {
+    "attention_slicing": "compute attention in slices instead of PyTorch's fused SDPA kernel (very small GPUs)",
+    "vae_slicing": "decode a batch of images one at a time",
+    "vae_tiling": "decode large images in overlapping tiles",
+    "cpu_offload": "keep each model on the CPU until it runs (accelerate's model offload; CUDA only)",
+}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

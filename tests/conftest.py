@@ -15,20 +15,23 @@ import pytest
 from diffusion_app.demo_clip import build_tiny_clip
 from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddpm_pipeline
 from diffusion_app.service.studio import Studio
+from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = "tiny-ddpm"
+TINY_SD_MODEL = "tiny-sd"
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """Tiny pipelines: unconditional RGB 16x16 and grayscale 8x8, class-conditional digits 8x8."""
+    """Tiny pipelines: unconditional RGB 16x16 and grayscale 8x8, class-conditional digits 8x8, Stable Diffusion."""
     folder = tmp_path_factory.mktemp("models")
     build_ddpm_pipeline(folder / TINY_MODEL, sample_size=16, block_out_channels=(8, 16), seed=0)
     build_ddpm_pipeline(folder / "tiny-gray", sample_size=8, channels=1, block_out_channels=(8, 16), seed=1)
     build_class_conditional_pipeline(folder / "tiny-digits", [str(d) for d in range(10)], sample_size=8,
                                      channels=1, block_out_channels=(8, 16), seed=2)
+    build_tiny_sd_pipeline(folder / TINY_SD_MODEL, seed=3)
     return folder
 
 

@@ -141,3 +141,37 @@ def test_colour_guidance_tab_shows_unguided_and_guided_with_the_loss_plot(page):
     response.raise_for_status()
     parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
     assert "Guidance: colour" in parameters and "Colour: #e8702a" in parameters, parameters
+
+
+def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):
+    page.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Text to image']").click()
+    WebDriverWait(page, 10).until(lambda d: (panel := visible_panel(d)) is not None
+                                  and panel.find_elements(By.XPATH, ".//*[normalize-space()='CFG scale']"))
+    panel = visible_panel(page)
+    prompt = panel.find_element(By.CSS_SELECTOR, "textarea[placeholder^='a watercolor']")
+    prompt.send_keys("a lighthouse at dawn, oil painting")
+    for label, value in (("Steps", "6"), ("Width", "64"), ("Height", "64")):
+        field = panel.find_element(By.CSS_SELECTOR, f"input[aria-label='number input for {label}']")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(value, Keys.TAB)
+
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "6 DPM++ 2M steps" in panel.text)
+    images = WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Images"))
+    page.execute_script("window.scrollTo(0, 0)")
+    screenshot(page, "text2img.png")
+    response = httpx.get(images[0].get_attribute("src"), timeout=10)
+    response.raise_for_status()
+    parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
+    assert parameters.startswith("a lighthouse at dawn, oil painting\nSteps: 6, Sampler: DPM++ 2M"), parameters
+
+    png = tmp_path / "made-here.png"
+    png.write_bytes(response.content)
+    prompt.send_keys(Keys.CONTROL, "a")
+    prompt.send_keys("something else")
+    panel.find_element(By.XPATH, ".//*[normalize-space()='Read parameters from a PNG']").click()
+    upload = "#read-parameters-png input[type=file]"
+    WebDriverWait(page, 10).until(lambda d: panel.find_elements(By.CSS_SELECTOR, upload))
+    panel.find_element(By.CSS_SELECTOR, upload).send_keys(str(png))
+    WebDriverWait(page, 30).until(lambda d: prompt.get_attribute("value") == "a lighthouse at dawn, oil painting")
+    assert "Settings read from the image" in panel.text

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import AutoPipelineForText2Image, DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
-from ..catalog import CLASS_CONDITIONAL, ModelEntry
+from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, ModelEntry
+from ..settings import MemorySavers
 from .digits import ClassConditionalPipeline
 
 logger = logging.getLogger(__name__)
@@ -30,9 +31,13 @@ def unavailable_message(entry: ModelEntry, reason: str) -> str:
     )
 
 
-def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: bool = False) -> DiffusionPipeline:
-    """from_pretrained + device/dtype placement; failures become ModelUnavailableError."""
-    pipeline_class = ClassConditionalPipeline if entry.kind == CLASS_CONDITIONAL else DiffusionPipeline
+PIPELINE_CLASSES = {CLASS_CONDITIONAL: ClassConditionalPipeline, TEXT_TO_IMAGE: AutoPipelineForText2Image}
+
+
+def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: bool = False,
+                  memory: MemorySavers = MemorySavers()) -> DiffusionPipeline:
+    """from_pretrained + memory savers + device/dtype placement; failures become ModelUnavailableError."""
+    pipeline_class = PIPELINE_CLASSES.get(entry.kind, DiffusionPipeline)
     try:
         pipeline = pipeline_class.from_pretrained(entry.source, dtype=dtype, local_files_only=offline)
     except torch.OutOfMemoryError:
@@ -41,4 +46,20 @@ def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: b
         logger.warning("loading %s failed: %s", entry.name, err)
         raise ModelUnavailableError(unavailable_message(entry, str(err).splitlines()[0])) from err
     pipeline.set_progress_bar_config(disable=True)
+    return place(pipeline, device, memory)
+
+
+def place(pipeline: DiffusionPipeline, device: str, memory: MemorySavers) -> DiffusionPipeline:
+    """Put the pipeline on the device, with the memory savers asked for. Attention runs in PyTorch's
+    scaled_dot_product_attention (diffusers' default processor) unless attention slicing replaces it."""
+    if memory.attention_slicing:
+        pipeline.enable_attention_slicing()
+    if (vae := getattr(pipeline, "vae", None)) is not None:
+        if memory.vae_slicing:
+            vae.enable_slicing()
+        if memory.vae_tiling:
+            vae.enable_tiling()
+    if memory.cpu_offload:
+        pipeline.enable_model_cpu_offload(device=device)
+        return pipeline
     return pipeline.to(device)

@@ -6,11 +6,30 @@ concurrent runs; `SchedulerClass.from_config(config)` is cheap and isolates each
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DDPMScheduler, SchedulerMixin
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    SchedulerMixin,
+    UniPCMultistepScheduler,
+)
 
 UNCONDITIONAL_SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "DDPM": DDPMScheduler,
     "DDIM": DDIMScheduler,
+}
+
+# Stable Diffusion samplers, named as other Stable Diffusion UIs name them in PNG parameters.
+TEXT_TO_IMAGE_SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "DPM++ 2M": DPMSolverMultistepScheduler,
+    "Euler a": EulerAncestralDiscreteScheduler,
+    "Euler": EulerDiscreteScheduler,
+    "DDIM": DDIMScheduler,
+    "PNDM": PNDMScheduler,
+    "UniPC": UniPCMultistepScheduler,
 }
 
 

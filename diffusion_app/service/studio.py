@@ -35,7 +35,8 @@ class Studio:
             return load_clip(ClipSpec.from_cache_key(name), self.settings.device, self.settings.offline,
                              self.settings.clip_configs)
         entry = self.catalog.get(name)
-        return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline)
+        return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline,
+                             self.settings.memory)
 
 
 def open_studio(settings: Settings) -> Studio:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service.studio import Studio
-from . import clip_guidance, colour_guidance, ddim, digits, models_panel, unconditional
+from . import clip_guidance, colour_guidance, ddim, digits, models_panel, text2img, unconditional
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -22,6 +22,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 colour_guidance.build_tab(studio)
             with gr.Tab("CLIP guidance", id="clip-guidance"):
                 clip_guidance.build_tab(studio)
+            with gr.Tab("Text to image", id="text2img"):
+                text2img.build_tab(studio)
             with gr.Tab("Models", id="models") as models_tab:
                 models_panel.build_tab(studio, models_tab)
     return app

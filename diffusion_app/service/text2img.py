@@ -1,0 +1,289 @@
+"""Stable Diffusion text-to-image: the pipeline's own call per request, with a fresh scheduler, previews and Stop.
+
+The cached pipeline's models are shared. A call keeps state on the pipeline object (the scheduler's
+timesteps, the guidance scale, the interrupt flag), so each request calls its own shallow copy of that
+object, holding a scheduler built for the request. The tokenizer keeps state too (a fast tokenizer's
+padding and truncation settings), so requests for one model encode their prompts one at a time. The
+call runs in a worker thread; its `callback_on_step_end` hands every step, and every k-th step a cheap
+preview, to the caller through a queue, and ends the call as soon as the caller stops listening (Stop).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import queue
+import re
+import secrets
+import threading
+import time
+import weakref
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from diffusers import DiffusionPipeline
+from PIL import Image
+
+from ..catalog import TEXT_TO_IMAGE
+from .denoising import to_pil
+from .metadata import format_parameters, parse_parameters, read_parameters, with_parameters
+from .sampling import MAX_SEED, image_seeds, require_int
+from .schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
+from .studio import Studio
+
+logger = logging.getLogger(__name__)
+
+MAX_STEPS = 150
+MAX_GUIDANCE = 30
+SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE = 8, 64, 2048
+
+# Stable Diffusion's 4 latent channels -> RGB in about [-1, 1]: a linear fit of what the VAE decoder
+# makes of them, cheap enough to run every few steps where a decode would cost as much as a step.
+LATENT_RGB_FACTORS = torch.tensor([
+    [0.298, 0.207, 0.208],
+    [0.187, 0.286, 0.173],
+    [-0.158, 0.189, 0.264],
+    [-0.184, -0.271, -0.473],
+])
+
+
+@dataclass(frozen=True)
+class TextToImageRequest:
+    model: str
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = 25
+    guidance_scale: float = 7.5  # classifier-free guidance; 1 turns it off (and the negative prompt with it)
+    width: int = 512
+    height: int = 512
+    num_images: int = 1
+    seed: int | None = None  # None draws a random seed, reported in the result
+    scheduler: str = "DPM++ 2M"
+
+    def validated(self, max_batch_size: int) -> "TextToImageRequest":
+        """Check every field; return a copy with the seed resolved."""
+        for label, text in (("Prompt", self.prompt), ("Negative prompt", self.negative_prompt)):
+            if not isinstance(text, str):
+                raise ValueError(f"{label} must be text, got {text!r}.")
+        require_int("Steps", self.steps, 1, MAX_STEPS)
+        require_int("Number of images", self.num_images, 1, max_batch_size)
+        for label, side in (("Width", self.width), ("Height", self.height)):
+            if isinstance(side, bool) or not isinstance(side, int) or side % SIDE_MULTIPLE \
+                    or not MIN_SIDE <= side <= MAX_SIDE:
+                raise ValueError(f"{label} must be a multiple of {SIDE_MULTIPLE} from {MIN_SIDE} to {MAX_SIDE} "
+                                 f"pixels, got {side!r}.")
+        guidance = self.guidance_scale
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) \
+                or not 1 <= guidance <= MAX_GUIDANCE:
+            raise ValueError(f"CFG scale must be a number from 1 (no guidance) to {MAX_GUIDANCE}, got {guidance!r}.")
+        if self.scheduler not in TEXT_TO_IMAGE_SCHEDULERS:
+            raise ValueError(f"Unknown sampler {self.scheduler!r}; "
+                             f"choose one of {', '.join(TEXT_TO_IMAGE_SCHEDULERS)}.")
+        if self.seed is None:
+            return replace(self, seed=secrets.randbelow(MAX_SEED + 1))
+        require_int("Seed", self.seed, 0, MAX_SEED)
+        return self
+
+
+@dataclass
+class TextToImageStep:
+    index: int  # 0-based position in the pipeline's loop
+    total: int  # the loop's length: the steps asked for (PNDM adds one)
+    preview: list[Image.Image] | None  # approximate images, on preview steps only
+
+
+class GenerationStopped(Exception):
+    """Raised in the step callback to end a pipeline call that nobody is listening to any more."""
+
+
+class TextToImageRun:
+    """One request. Iterate it for a TextToImageStep per denoising step, then read `images`.
+
+    Closing the iteration early (Stop in the UI) ends the pipeline call after its current step.
+    """
+
+    def __init__(self, studio: Studio, request: TextToImageRequest, preview_every: int = 0):
+        self.request = request.validated(studio.settings.max_batch_size)
+        require_int("Preview interval", preview_every, 0, MAX_STEPS)
+        studio.catalog.find_or_add(self.request.model, TEXT_TO_IMAGE)
+        shared = studio.pipeline(self.request.model, TEXT_TO_IMAGE)
+        scheduler = make_scheduler(self.request.scheduler, shared.scheduler.config, TEXT_TO_IMAGE_SCHEDULERS)
+        self.pipeline = pipeline_for_request(shared, scheduler)
+        self.preview_every = preview_every
+        self.seeds = image_seeds(self.request.seed, self.request.num_images)
+        self._encoding = tokenizer_lock(shared.tokenizer)
+        with self._encoding:
+            self.truncated = {
+                label: dropped
+                for label, text in (("Prompt", self.request.prompt), ("Negative prompt", self.request.negative_prompt))
+                if (dropped := truncated_part(shared.tokenizer, text))
+            }
+        self.images: list[Image.Image] | None = None
+        self.flagged: list[bool] = []  # the safety checker's verdict per image, for models that have one
+        self.seconds = 0.0
+        self.steps_done = 0
+        self._steps: queue.Queue = queue.Queue()
+        self._stopped = threading.Event()
+        self._holds_encoding = False
+        self.worker = threading.Thread(target=self._call_pipeline, name="text-to-image", daemon=True)
+
+    def __iter__(self) -> Iterator[TextToImageStep]:
+        start = time.perf_counter()
+        self.worker.start()
+        try:
+            while isinstance(item := self._steps.get(), TextToImageStep):
+                self.seconds = time.perf_counter() - start
+                yield item
+            if isinstance(item, Exception):
+                raise item
+            self._finish(item)
+            self.seconds = time.perf_counter() - start
+        finally:
+            # After Stop the call ends at its next step callback. No join: Gradio closes a cancelled
+            # iterator from its event loop, which must not wait for a step to finish.
+            self._stopped.set()
+
+    def _call_pipeline(self) -> None:
+        request = self.request
+        self._encoding.acquire()  # released when the first step ends: the prompts are encoded by then
+        self._holds_encoding = True
+        try:
+            output = self.pipeline(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance_scale,
+                width=request.width,
+                height=request.height,
+                num_images_per_prompt=request.num_images,
+                generator=[torch.Generator("cpu").manual_seed(seed) for seed in self.seeds],
+                callback_on_step_end=self._on_step_end,
+            )
+        except GenerationStopped as stopped:
+            logger.info("stopped %s after %d of %d steps", request.model, self.steps_done, request.steps)
+            self.pipeline.maybe_free_model_hooks()  # what the call does at its end: offloaded models go back
+            self._steps.put(stopped)
+        except Exception as err:  # handed to the caller's thread, which raises it
+            self._steps.put(err)
+        else:
+            self._steps.put(output)
+        finally:
+            self._release_encoding()
+
+    def _release_encoding(self) -> None:
+        if self._holds_encoding:
+            self._holds_encoding = False
+            self._encoding.release()
+
+    def _on_step_end(self, pipeline: DiffusionPipeline, index: int, timestep, tensors: dict) -> dict:
+        self._release_encoding()
+        # Raising (rather than setting pipeline._interrupt) also skips the final VAE decode nobody will see.
+        if self._stopped.is_set():
+            raise GenerationStopped
+        self.steps_done = index + 1
+        total = pipeline.num_timesteps
+        preview_step = self.preview_every and (index + 1) % self.preview_every == 0 and index + 1 < total
+        self._steps.put(TextToImageStep(index, total, latent_preview(tensors["latents"]) if preview_step else None))
+        return tensors
+
+    def _finish(self, output) -> None:
+        self.images = [with_parameters(image, self.parameters(seed)) for image, seed in zip(output.images, self.seeds)]
+        self.flagged = list(getattr(output, "nsfw_content_detected", None) or [])
+
+    def parameters(self, seed: int) -> str:
+        request = self.request
+        return format_parameters({
+            "Steps": request.steps,
+            "Sampler": request.scheduler,
+            "CFG scale": f"{request.guidance_scale:g}",
+            "Seed": seed,
+            "Size": f"{request.width}x{request.height}",
+            "Model": request.model,
+        }, prompt=request.prompt, negative_prompt=request.negative_prompt)
+
+
+def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipeline:
+    """A shallow copy of the cached pipeline with its own scheduler; the models inside are shared, not copied.
+
+    (`from_pipe` makes such a pipeline too, but casts the shared models to float32 unless given a dtype, and
+    warns on every call when given one.)
+    """
+    pipeline = copy.copy(shared)
+    pipeline.scheduler = scheduler
+    return pipeline
+
+
+_TOKENIZER_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TOKENIZER_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer) -> threading.Lock:
+    """One lock per loaded tokenizer. A fast tokenizer sets its padding and truncation on shared state at
+    each call, so two threads tokenizing at once can get each other's settings (and unpadded prompts)."""
+    with _TOKENIZER_LOCKS_GUARD:
+        return _TOKENIZER_LOCKS.setdefault(tokenizer, threading.Lock())
+
+
+def truncated_part(tokenizer, text: str) -> str | None:
+    """The end of a prompt that the text encoder will not see (CLIP reads 77 tokens, start and end included)."""
+    ids = tokenizer(text).input_ids
+    limit = tokenizer.model_max_length
+    return tokenizer.decode(ids[limit - 1:-1]) if len(ids) > limit else None
+
+
+def latent_preview(latents: torch.Tensor) -> list[Image.Image] | None:
+    """Approximate images at 1/8 size from Stable Diffusion latents, without the VAE; None for other latents."""
+    if latents.ndim != 4 or latents.shape[1] != len(LATENT_RGB_FACTORS):
+        return None
+    return to_pil(torch.einsum("bchw,cr->brhw", latents.detach().float().cpu(), LATENT_RGB_FACTORS))
+
+
+def generate(studio: Studio, request: TextToImageRequest) -> tuple[list[Image.Image], TextToImageRun]:
+    """Run a request to the end; returns the images and the finished run (seeds, timing, truncation)."""
+    run = TextToImageRun(studio, request)
+    for _ in run:
+        pass
+    return run.images, run
+
+
+SIZE_PATTERN = re.compile(r"(\d+)x(\d+)")
+NUMBER_FIELDS = {"Steps": ("steps", int), "CFG scale": ("guidance_scale", float), "Seed": ("seed", int)}
+
+
+def request_fields(text: str) -> tuple[dict, list[str]]:
+    """PNG `parameters` text -> TextToImageRequest fields, and notes on the values that could not be used."""
+    parsed = parse_parameters(text)
+    fields = {"prompt": parsed.get("Prompt", ""), "negative_prompt": parsed.get("Negative prompt", "")}
+    notes = []
+    for key, (field, convert) in NUMBER_FIELDS.items():
+        if key in parsed:
+            try:
+                fields[field] = convert(parsed[key])
+            except ValueError:
+                notes.append(f"{key} {parsed[key]!r} is not a number")
+    if "Size" in parsed:
+        if size := SIZE_PATTERN.fullmatch(parsed["Size"]):
+            fields["width"], fields["height"] = int(size[1]), int(size[2])
+        else:
+            notes.append(f"Size {parsed['Size']!r} is not WIDTHxHEIGHT")
+    if parsed.get("Sampler") in TEXT_TO_IMAGE_SCHEDULERS:
+        fields["scheduler"] = parsed["Sampler"]
+    elif "Sampler" in parsed:
+        notes.append(f"sampler {parsed['Sampler']!r} is not offered here")
+    if "Model" in parsed:
+        fields["model"] = parsed["Model"]
+    return fields, notes
+
+
+def request_fields_from_png(path: str | Path) -> tuple[dict, list[str]]:
+    """request_fields of an image file's `parameters` chunk; ValueError when there is none."""
+    try:
+        text = read_parameters(path)
+    except OSError as err:
+        raise ValueError(f"Could not read the image: {err}") from err
+    if not text:
+        raise ValueError("This image carries no generation parameters (no PNG text chunk named 'parameters').")
+    return request_fields(text)

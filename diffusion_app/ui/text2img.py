@@ -1,0 +1,179 @@
+"""Tab: Stable Diffusion text to image, with live previews, Stop, and settings read back from a PNG."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..catalog import TEXT_TO_IMAGE
+from ..service.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from ..service.studio import Studio
+from ..service.text2img import (
+    MAX_GUIDANCE,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_SIDE,
+    SIDE_MULTIPLE,
+    TextToImageRequest,
+    TextToImageRun,
+    request_fields_from_png,
+)
+from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, seed_controls,
+                     whole_number, zip_download)
+
+HOW_IT_WORKS = r"""
+Stable Diffusion (Rombach et al. 2022) denoises in the 8x smaller latent space of a VAE. CLIP's text
+encoder turns the prompt $c$ into embeddings the UNet attends to. **Classifier-free guidance** runs the
+UNet twice per step, with the prompt and with the negative (or empty) prompt $c_-$, and extrapolates:
+
+$$\hat\epsilon = \epsilon_\theta(z_t, t, c_-) + w\,\big(\epsilon_\theta(z_t, t, c) - \epsilon_\theta(z_t, t, c_-)\big)$$
+
+with $w$ the CFG scale ($w = 1$: no guidance, one UNet call per step). The sampler turns $\hat\epsilon$
+into the next latent $z_{t-1}$; after the last step the VAE decodes $z_0$ into the image. Previews map the
+latent's 4 channels to RGB with a fixed linear map instead of decoding.
+"""
+
+
+def model_status(studio: Studio, name: str | None) -> str:
+    """Whether the chosen model can load here, and how to provide it when it cannot."""
+    if not name:
+        return ""
+    try:
+        entry = studio.catalog.find(name, TEXT_TO_IMAGE)
+    except ValueError as err:
+        return f"**{err}**"
+    if entry.kind != TEXT_TO_IMAGE:
+        return f"**`{name}` is a {entry.kind} model**; this tab needs a text-to-image pipeline."
+    if entry.available_offline():
+        return f"`{name}` is available on this machine."
+    if studio.settings.offline:
+        return (f"**`{name}` is not available offline.** Run the app once with network access to download it, or "
+                f"download it elsewhere and add the folder: `python app.py --add-model NAME=/path/to/folder`.")
+    return f"`{name}` downloads from the Hugging Face hub on first use ({entry.description or 'hub model'})."
+
+
+def build_tab(studio: Studio) -> None:
+    max_batch = studio.settings.max_batch_size
+    default_model = studio.catalog.default(TEXT_TO_IMAGE)
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = gr.Dropdown(choices=studio.catalog.names(TEXT_TO_IMAGE), value=default_model, label="Model",
+                                allow_custom_value=True,
+                                info="A listed model, a hub repo id (owner/name) or a local diffusers folder.")
+            status = gr.Markdown(model_status(studio, default_model))
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a watercolor painting of a lighthouse at dawn")
+            negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="blurry, low quality",
+                                         info="What to steer away from (used when CFG scale > 1).")
+            with gr.Row():
+                scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
+                steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps")
+            guidance = gr.Slider(1, MAX_GUIDANCE, value=7.5, step=0.5, label="CFG scale",
+                                 info="Classifier-free guidance: how strongly to follow the prompt; 1 turns it off.")
+            with gr.Row():
+                width = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Width")
+                height = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Height")
+            with gr.Row():
+                num_images = gr.Slider(1, max_batch, value=1, step=1, label="Number of images")
+                preview_every = gr.Slider(1, 50, value=5, step=1, label="Preview every k steps",
+                                          info="Approximated from the latents, without the VAE.")
+            seed, random_seed = seed_controls()
+            generate, stop = run_buttons()
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Images", format="png", type="filepath", columns=2, height="auto")
+            report = gr.Markdown()
+            zip_download(studio, gallery)
+            with gr.Accordion("Read parameters from a PNG", open=False):
+                png = gr.Image(label="Drop a PNG made by this app (or another Stable Diffusion UI)", type="filepath",
+                               image_mode=None, sources=["upload"], height=240, elem_id="read-parameters-png")
+                read_report = gr.Markdown()
+    how_it_works(HOW_IT_WORKS)
+
+    @reports_errors
+    def generate_text2img(model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
+                          image_height, count, every, seed_value, use_random_seed, progress=gr.Progress()):
+        """Generate images from a text prompt with a Stable Diffusion pipeline.
+
+        Args:
+            model_name: a text-to-image catalog model, a hub repo id (owner/name) or a local diffusers folder.
+            prompt_text: what to draw (CLIP reads 77 tokens; longer prompts are truncated and reported).
+            negative_text: what to steer away from (used when the CFG scale is above 1).
+            scheduler_name: DPM++ 2M, Euler a, Euler, DDIM, PNDM or UniPC.
+            step_count: denoising steps, 1-150.
+            cfg: classifier-free guidance scale, 1-30 (1 turns it off).
+            image_width: width in pixels, a multiple of 8 from 64 to 2048.
+            image_height: height in pixels, a multiple of 8 from 64 to 2048.
+            count: number of images.
+            every: show a preview every this many steps.
+            seed_value: seed of the first image, 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
+        request = TextToImageRequest(
+            model=model_name,
+            prompt=prompt_text,
+            negative_prompt=negative_text,
+            steps=whole_number(step_count, "Steps"),
+            guidance_scale=number(cfg, "CFG scale"),
+            width=whole_number(image_width, "Width"),
+            height=whole_number(image_height, "Height"),
+            num_images=whole_number(count, "Number of images"),
+            seed=chosen_seed(seed_value, use_random_seed),
+            scheduler=scheduler_name,
+        )
+        progress(0, desc="Loading model")
+        generation = TextToImageRun(studio, request, preview_every=whole_number(every, "Preview interval"))
+        for step in generation:
+            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            # Yielding every step lets Stop take effect after the current step.
+            yield step.preview or gr.skip(), f"Step {step.index + 1}/{step.total} · {generation.seconds:.1f} s"
+        yield generation.images, finished_report(generation)
+
+    def show_status(model_name):
+        return model_status(studio, model_name)
+
+    read_into = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
+                 "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
+
+    def read_parameters(path):
+        """Read the generation settings from a PNG's parameters chunk (as written by this app or other SD UIs).
+
+        Args:
+            path: the PNG file.
+        """
+        if not path:
+            raise gr.Error("Upload a PNG image to read its parameters.")
+        try:
+            fields, notes = request_fields_from_png(path)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        values = [fields.get(name, gr.skip()) for name in read_into]
+        message = "Settings read from the image" + (f"; not used: {'; '.join(notes)}." if notes else ".")
+        return [*values, False if "seed" in fields else gr.skip(), message]
+
+    model.change(show_status, model, status, api_visibility="private")
+    event = generate.click(
+        generate_text2img, [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
+              seed, random_seed],
+        [gallery, report], api_name="generate_text2img", **generation_queue(studio))
+    stop.click(None, cancels=[event])
+    png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report], api_name="read_parameters",
+               concurrency_limit=None)
+    if default_model:
+        gr.Examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
+                      25, 7.5, 512, 512, 1, 5, 42, False],
+                     [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False]],
+                    [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images,
+                     preview_every, seed, random_seed], label="Examples (the model downloads on first use)")
+
+
+def finished_report(generation: TextToImageRun) -> str:
+    request = generation.request
+    token_limit = generation.pipeline.tokenizer.model_max_length
+    lines = [f"Seed {request.seed} (image i uses seed + i) · {request.steps} {request.scheduler} steps, "
+             f"CFG scale {request.guidance_scale:g}, {request.width}x{request.height}, in {generation.seconds:.1f} s"]
+    if request.guidance_scale <= 1 and request.negative_prompt:
+        lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")
+    for label, dropped in generation.truncated.items():
+        lines.append(f"**{label} truncated**: the text encoder reads {token_limit} tokens; "
+                     f"it did not see “{dropped}”.")
+    if any(generation.flagged):
+        lines.append(f"**The model's safety checker blacked out {sum(generation.flagged)} image(s).**")
+    return "\n\n".join(lines)
