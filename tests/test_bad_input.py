@@ -14,6 +14,8 @@ ENDPOINTS = {
     "/generate_unconditional": (TINY_MODEL, 1, 3, 5, False),
     "/generate_ddim": (TINY_MODEL, 4, 0.0, 1, 2, 5, False),
     "/generate_digits": ("tiny-digits", [3], 1, 3, "DDIM", 5, False),
+    "/generate_text2img": ("tiny-sd", "a red apple", "", "Euler", 2, 7.5, 64, 64, 1, 1, 5, False),
+    "/generate_colour_guidance": (TINY_MODEL, "#ff0000", 5, "fast", 1, 2, "DDIM", False, 1, 0, 1, 5, False),
 }
 
 BAD_INPUTS = {
@@ -47,6 +49,24 @@ BAD_INPUTS = {
         (2, MAX_BATCH + 1, f"greater than maximum value {MAX_BATCH}"),
         (3, 0, "less than minimum value 1"),
         (4, "PNDM", "not in the list of choices"),
+    ],
+    "/generate_text2img": [
+        (0, "no/such-model", "not available"),
+        (1, None, "Prompt must be text"),
+        (3, "Heun", "not in the list of choices"),
+        (4, 151, "greater than maximum value 150"),
+        (5, 0.5, "less than minimum value 1"),
+        (6, 100, "multiple of 8"),
+        (7, 4096, "greater than maximum value 2048"),
+        (8, MAX_BATCH + 1, f"greater than maximum value {MAX_BATCH}"),
+        (10, -5, "less than minimum value 0"),
+    ],
+    "/generate_colour_guidance": [
+        (1, "not a colour", "Colour must be like #ff8000"),
+        (2, 201, "greater than maximum value 200"),
+        (3, "sideways", "not in the list of choices"),
+        (8, 0, "less than minimum value 1"),
+        (9, 1.5, "greater than maximum value 1"),
     ],
 }
 
