@@ -10,6 +10,12 @@ Environment variables (all optional):
     DS_CACHE_MAX_GB     memory budget for loaded pipelines in GiB (default: no byte limit)
     DS_MAX_BATCH        largest number of images per request (default: 8)
     DS_OFFLINE          1 to never reach a model hub (HF_HUB_OFFLINE=1 means the same)
+    DS_TRAINING_ENABLED 0 to switch the Training tab off (default: 1)
+    DS_TRAINING_AUTH    "user:password[,user:password]": the Training tab asks for a login (default: open)
+    DS_MAX_UPLOAD_MB    largest training upload, a folder's files together or one .zip (default: 500)
+    DS_MAX_UPLOAD_IMAGES most files in one training upload (default: 20000)
+    DS_MAX_TRAIN_STEPS  most training steps one job may ask for (default: 100000)
+    DS_MAX_CONCURRENT_JOBS training jobs that run at the same time; the rest wait in order (default: 1)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -40,6 +46,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
+    training_enabled: bool = True
+    training_auth: tuple[tuple[str, str], ...] = ()
+    max_upload_mb: int = 500
+    max_upload_images: int = 20000
+    max_train_steps: int = 100000
+    max_concurrent_jobs: int = 1
 
     @property
     def local_models_dir(self) -> Path:
@@ -64,6 +76,12 @@ class Settings:
             offline=(env.get("DS_OFFLINE", "") or env.get("HF_HUB_OFFLINE", "")).lower() in TRUE_WORDS,
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", 7860)),
+            training_enabled=env.get("DS_TRAINING_ENABLED", "1").lower() in TRUE_WORDS,
+            training_auth=parse_credentials(env.get("DS_TRAINING_AUTH", "")),
+            max_upload_mb=int(env.get("DS_MAX_UPLOAD_MB", 500)),
+            max_upload_images=int(env.get("DS_MAX_UPLOAD_IMAGES", 20000)),
+            max_train_steps=int(env.get("DS_MAX_TRAIN_STEPS", 100000)),
+            max_concurrent_jobs=int(env.get("DS_MAX_CONCURRENT_JOBS", 1)),
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":
@@ -114,3 +132,14 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     if not name or not source:
         raise ValueError(f"Model spec {spec!r} must look like NAME=SOURCE (a hub id or a local folder).")
     return name.strip(), source.strip()
+
+
+def parse_credentials(text: str) -> tuple[tuple[str, str], ...]:
+    """'user:password,user2:password2' -> ((user, password), ...); the password may hold colons."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("DS_TRAINING_AUTH must look like USER:PASSWORD (several separated by commas).")
+        pairs.append((user, password))
+    return tuple(pairs)
