@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..service.jobs import JobManager
 from ..service.studio import Studio
-from . import ddim, digits, unconditional
+from . import ddim, digits, training, unconditional
+from .model_choices import refresh_model_choices
 
 
-def build_app(studio: Studio) -> gr.Blocks:
+def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
     with gr.Blocks(title="Diffusion Studio") as app:
         gr.Markdown("# Diffusion Studio\nSample, steer and train diffusion models in the browser.")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Unconditional", id="unconditional"):
                 unconditional.build_tab(studio)
             with gr.Tab("DDIM step control", id="ddim"):
                 ddim.build_tab(studio)
             with gr.Tab("Digits", id="digits"):
                 digits.build_tab(studio)
+            with gr.Tab("Training", id="training"):
+                training.build_tab(studio, jobs)
+        refresh_model_choices(app, studio, [app.load, tabs.select])
     return app
