@@ -51,7 +51,8 @@ def choose_model(page, panel, name: str) -> None:
 
 def field(panel, label: str):
     """The text or number input of the component with this label."""
-    return panel.find_element(By.XPATH, f".//label[.//*[normalize-space()='{label}']]//*[self::textarea or self::input]")
+    return panel.find_element(
+        By.XPATH, f".//label[.//*[normalize-space()='{label}']]//*[self::textarea or self::input]")
 
 
 def replace_text(element, text: str) -> None:
@@ -75,7 +76,8 @@ def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_ur
     WebDriverWait(driver, 30).until(lambda d: panel.find_elements(
         By.XPATH, ".//img[contains(@src, 'step-0000006')]"))
     assert "step 6/6" in panel.text
-    driver.execute_script("arguments[0].scrollIntoView()", panel.find_element(By.XPATH, ".//h3[normalize-space()='3. Jobs']"))
+    jobs_heading = panel.find_element(By.XPATH, ".//h3[normalize-space()='3. Jobs']")
+    driver.execute_script("arguments[0].scrollIntoView()", jobs_heading)
     screenshot(driver, "training.png")
 
     panel = open_tab(driver, "Unconditional", "Number of images")  # a tab change refreshes the model lists

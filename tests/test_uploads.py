@@ -43,7 +43,8 @@ def png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    pixels = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
@@ -271,5 +272,6 @@ def test_ingest_upload_alone_writes_only_into_its_destination(tmp_path):
     archive = write_zip(tmp_path / "in" / "set.zip", {"a/x.png": png_bytes(), "b/y.png": png_bytes(seed=2)})
     report = ingest_upload([archive], tmp_path / "out", LIMITS)
     assert report.class_names == ["a", "b"]
-    assert every_file(tmp_path) == {archive, tmp_path / "out" / "report.json",
-                                    tmp_path / "out" / "images" / "00000.png", tmp_path / "out" / "images" / "00001.png"}
+    out = tmp_path / "out"
+    assert every_file(tmp_path) == {archive, out / "report.json", out / "images" / "00000.png",
+                                    out / "images" / "00001.png"}

@@ -135,7 +135,8 @@ class JobManager:
         try:
             child, process = start_trainer(command, folder / LOG_FILE, folder, self._trainer_environment())
         except OSError as err:
-            self.store.update(job.id, status=FAILED, ended_at=time.time(), message=f"The trainer could not start: {err}")
+            self.store.update(job.id, status=FAILED, ended_at=time.time(),
+                              message=f"The trainer could not start: {err}")
             return
         self._children[job.id] = child
         self.store.update(job.id, status=RUNNING, launched_at=launched, ended_at=None, pid=process.pid,

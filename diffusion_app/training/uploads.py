@@ -220,9 +220,10 @@ def store_dataset(entries: list[UploadEntry], destination: Path, source: str) ->
         else:
             visible.append(entry)
     images = [e for e in visible if e.path.suffix.lower() in IMAGE_SUFFIXES]
+    not_image = f"not an image file (allowed: {', '.join(IMAGE_SUFFIXES)})"
     for entry in visible:
         if entry.path.suffix.lower() not in IMAGE_SUFFIXES:
-            report.skipped.append(SkippedFile(str(entry.path), f"not an image file (allowed: {', '.join(IMAGE_SUFFIXES)})"))
+            report.skipped.append(SkippedFile(str(entry.path), not_image))
     if not images:
         raise ValueError(f"No images in the upload: {len(entries)} file(s), none of them an image "
                          f"({', '.join(IMAGE_SUFFIXES)}).")

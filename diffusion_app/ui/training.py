@@ -81,7 +81,8 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
                             "without their subfolders, so upload classes as a .zip.")
             with gr.Column(scale=2):
                 report = gr.Markdown("No dataset yet.")
-                preview = gr.Image(label="Preview", type="pil", interactive=False, elem_classes="pixelated")
+                preview = gr.Image(label="Preview", type="pil", format="png", interactive=False,
+                                   elem_classes="pixelated")
 
         gr.Markdown("### 2. Training")
         defaults = PRESETS["Quick test"]
@@ -124,7 +125,8 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         status = gr.HTML()
         with gr.Row():
             loss_plot = gr.LinePlot(x="step", y="loss", label="Loss", height=260)
-            samples = gr.Image(label="Latest samples", type="filepath", interactive=False, elem_classes="pixelated")
+            samples = gr.Image(label="Latest samples", type="filepath", interactive=False, height=260,
+                               elem_classes="pixelated")
         log = gr.Textbox(label="Log (last lines)", lines=8, max_lines=20, interactive=False, visible=False)
         with gr.Row():
             cancel = gr.Button("Cancel", variant="stop")
@@ -154,10 +156,13 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
     def inspect(allowed, files, size):
         yield None, "Checking the upload…", None, gr.skip(), gr.skip(), gr.skip()  # forget the previous upload
         require_login(allowed)
-        new_id, dataset = jobs.inspect_upload(files if isinstance(files, list) else [files] if files else [])
-        folder_path, _ = jobs.upload(new_id)
-        yield (new_id, report_markdown(dataset, whole_number(size, "Resolution")),
-               preview_grid(folder_path, dataset, whole_number(size, "Resolution")),
+        size = whole_number(size, "Resolution")
+        try:
+            new_id, dataset = jobs.inspect_upload(files if isinstance(files, list) else [files] if files else [])
+        except ValueError as err:
+            yield None, f"**Upload refused.** {escape(str(err))}", None, gr.skip(), gr.skip(), gr.skip()
+            raise
+        yield (new_id, report_markdown(dataset, size), preview_grid(jobs.uploads_dir / new_id, dataset, size),
                free_job_name(jobs, dataset.source), gr.Checkbox(value=bool(dataset.class_names)),
                gr.Checkbox(value=dataset.grayscale))
 
@@ -268,8 +273,8 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
                             use_ema, sample_every, sample_steps, checkpoint_every],
                 [start_report, job], api_name="start_job")
     refresh_outputs = [table, job, listed, status, loss_plot, samples, log, panel_key]
-    gr.on([timer.tick, job.change], refresh, [signed_in, job, listed, panel_key], refresh_outputs, api_name="refresh_jobs",
-          show_progress="hidden", concurrency_limit=None)
+    gr.on([timer.tick, job.change], refresh, [signed_in, job, listed, panel_key], refresh_outputs,
+          api_name="refresh_jobs", show_progress="hidden", concurrency_limit=None)
     cancel.click(cancel_job, [signed_in, job], action_report, api_name="cancel_job")
     resume.click(resume_job, [signed_in, job], action_report, api_name="resume_job")
     delete.click(delete_job, [signed_in, job, confirm_delete], [action_report, confirm_delete], api_name="delete_job")
@@ -317,9 +322,9 @@ def report_markdown(dataset: DatasetReport, resolution: int) -> str:
         lines.append(f"{dataset.repeated_names} files share their name with another; each is kept.")
     text = "  \n".join(lines)
     if dataset.skipped:
-        listed = "\n".join(f"| {escape(skip.name)} | {escape(skip.reason)} |" for skip in dataset.skipped[:SKIPPED_LISTED])
+        rows = "\n".join(f"| {escape(skip.name)} | {escape(skip.reason)} |" for skip in dataset.skipped[:SKIPPED_LISTED])
         more = len(dataset.skipped) - SKIPPED_LISTED
-        text += f"\n\n| Skipped | Why |\n|---|---|\n{listed}" + (f"\n\n…and {more} more." if more > 0 else "")
+        text += f"\n\n| Skipped | Why |\n|---|---|\n{rows}" + (f"\n\n…and {more} more." if more > 0 else "")
     return text
 
 
