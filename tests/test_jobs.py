@@ -128,14 +128,14 @@ def test_upload_to_model_end_to_end(manager, studio, tmp_path, monkeypatch, capl
 
 
 def test_cancel_then_resume_continues_from_the_checkpoint(manager, tmp_path):
-    job = manager.submit(upload(manager, tmp_path), replace(TINY_JOB, name="long", steps=30, checkpoint_every=1000))
+    job = manager.submit(upload(manager, tmp_path), replace(TINY_JOB, name="long", steps=16, checkpoint_every=1000))
     wait_for(lambda: manager.progress(manager.job(job.id)).step >= 3, "three steps were trained")
     running = manager.job(job.id)
     manager.cancel(job.id)
 
     cancelled = wait_for_status(manager, job.id, CANCELLED)
     step = manager.checkpoint_step(cancelled)
-    assert step is not None and 3 <= step < 30, "the stop came too late to test resuming"
+    assert step is not None and 3 <= step < 16, "the stop came too late to test resuming"
     assert cancelled.message == f"Cancelled at step {step}; resume continues from its checkpoint at step {step}."
     assert not group_members(trainer_process(running))  # the whole process tree is gone
 
@@ -143,13 +143,13 @@ def test_cancel_then_resume_continues_from_the_checkpoint(manager, tmp_path):
     assert manager.job(job.id).status in (QUEUED, RUNNING)
     wait_for_status(manager, job.id, FINISHED)
     assert start_steps(manager, job.id) == [0, step]
-    assert loss_steps(manager, job.id) == list(range(1, 31))  # every step once: no gap, no repeat
+    assert loss_steps(manager, job.id) == list(range(1, 17))  # every step once: no gap, no repeat
 
 
 def test_kill_9_then_a_restart_marks_the_job_interrupted_and_resume_finishes_it(studio, tmp_path):
     first = JobManager(studio).start()
-    job = first.submit(upload(first, tmp_path), replace(TINY_JOB, name="killed", steps=30, checkpoint_every=5))
-    wait_for(lambda: any(step > 5 for step in loss_steps(first, job.id)), "the trainer went past its first checkpoint")
+    job = first.submit(upload(first, tmp_path), replace(TINY_JOB, name="killed", steps=12, checkpoint_every=4))
+    wait_for(lambda: any(step > 4 for step in loss_steps(first, job.id)), "the trainer went past its first checkpoint")
     running = first.job(job.id)
     first.close(stop_jobs=False)  # the server goes down without a word ...
     os.killpg(running.pid, signal.SIGKILL)  # ... and so does the trainer
@@ -159,12 +159,12 @@ def test_kill_9_then_a_restart_marks_the_job_interrupted_and_resume_finishes_it(
     try:
         interrupted = second.job(job.id)
         step = second.checkpoint_step(interrupted)
-        assert interrupted.status == INTERRUPTED and step is not None and step % 5 == 0
+        assert interrupted.status == INTERRUPTED and step is not None and step % 4 == 0
         assert f"resume continues from its checkpoint at step {step}" in interrupted.message
         second.resume(job.id)
         wait_for_status(second, job.id, FINISHED)
         assert start_steps(second, job.id) == [0, step]
-        assert loss_steps(second, job.id) == list(range(1, 31))
+        assert loss_steps(second, job.id) == list(range(1, 13))
     finally:
         second.close()
 
