@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
+from diffusion_app.service.jobs import open_jobs
 from diffusion_app.service.studio import open_studio
 from diffusion_app.settings import Settings, add_cli_arguments
 from diffusion_app.ui import build_app
 from diffusion_app.ui.common import CSS
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Diffusion Studio web app")
@@ -22,10 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env().with_cli_args(parse_args(argv))
-    app = build_app(open_studio(settings))
+    studio = open_studio(settings)
+    app = build_app(studio, open_jobs(studio))
     app.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency_limit)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C: running jobs checkpoint first
     app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
-               mcp_server=settings.mcp_server, show_error=True)
+               mcp_server=settings.mcp_server, show_error=True, max_file_size=f"{settings.max_upload_mb}mb")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ class Catalog:
         with self._lock:
             self._entries[entry.name] = entry
 
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)
+
     def get(self, name: str) -> ModelEntry:
         with self._lock:
             entry = self._entries.get(name)

@@ -16,6 +16,12 @@ Environment variables (all optional):
     DS_CONCURRENCY      generation requests run at once, shared by every tab (default: 1 per device)
     DS_MCP_SERVER       1 to also serve the generation tabs as MCP tools (GRADIO_MCP_SERVER means the same)
     DS_CLIP_CONFIGS     extra open_clip model configs for CLIP guidance: JSON files or folders, os.pathsep-separated
+    DS_TRAINING_ENABLED 0 to switch the Training tab off (default: 1)
+    DS_TRAINING_AUTH    "user:password[,user:password]": the Training tab asks for a login (default: open)
+    DS_MAX_UPLOAD_MB    largest training upload, a folder's files together or one .zip (default: 500)
+    DS_MAX_UPLOAD_IMAGES most files in one training upload (default: 20000)
+    DS_MAX_TRAIN_STEPS  most training steps one job may ask for (default: 100000)
+    DS_MAX_CONCURRENT_JOBS training jobs that run at the same time; the rest wait in order (default: 1)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -66,6 +72,12 @@ class Settings:
         if self.memory.cpu_offload and not self.device.startswith("cuda"):
             raise ValueError(f"Model CPU offload (DS_CPU_OFFLOAD, --cpu-offload) needs a CUDA device, "
                              f"not {self.device!r}.")
+    training_enabled: bool = True
+    training_auth: tuple[tuple[str, str], ...] = ()
+    max_upload_mb: int = 500
+    max_upload_images: int = 20000
+    max_train_steps: int = 100000
+    max_concurrent_jobs: int = 1
 
     @property
     def local_models_dir(self) -> Path:
@@ -96,6 +108,12 @@ class Settings:
             queue_size=positive_int(env.get("DS_QUEUE_SIZE", 64), "DS_QUEUE_SIZE"),
             concurrency_limit=positive_int(env.get("DS_CONCURRENCY", 1), "DS_CONCURRENCY"),
             mcp_server=(env.get("DS_MCP_SERVER", "") or env.get("GRADIO_MCP_SERVER", "")).lower() in TRUE_WORDS,
+            training_enabled=env.get("DS_TRAINING_ENABLED", "1").lower() in TRUE_WORDS,
+            training_auth=parse_credentials(env.get("DS_TRAINING_AUTH", "")),
+            max_upload_mb=int(env.get("DS_MAX_UPLOAD_MB", 500)),
+            max_upload_images=int(env.get("DS_MAX_UPLOAD_IMAGES", 20000)),
+            max_train_steps=int(env.get("DS_MAX_TRAIN_STEPS", 100000)),
+            max_concurrent_jobs=int(env.get("DS_MAX_CONCURRENT_JOBS", 1)),
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":
@@ -167,3 +185,14 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     if not name or not source:
         raise ValueError(f"Model spec {spec!r} must look like NAME=SOURCE (a hub id or a local folder).")
     return name.strip(), source.strip()
+
+
+def parse_credentials(text: str) -> tuple[tuple[str, str], ...]:
+    """'user:password,user2:password2' -> ((user, password), ...); the password may hold colons."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("DS_TRAINING_AUTH must look like USER:PASSWORD (several separated by commas).")
+        pairs.append((user, password))
+    return tuple(pairs)

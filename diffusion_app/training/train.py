@@ -147,13 +147,22 @@ def checkpoint_step(path: Path) -> int:
 
 
 def save_checkpoint(accelerator: Accelerator, config: TrainingConfig, output_dir: Path, step: int) -> Path:
-    """accelerator.save_state, keeping at most checkpoints_total_limit checkpoints."""
-    if config.checkpoints_total_limit is not None and accelerator.is_main_process:
-        existing = sorted(output_dir.glob(CHECKPOINT_PREFIX + "*"), key=checkpoint_step)
-        for old in existing[: max(0, len(existing) - config.checkpoints_total_limit + 1)]:
-            shutil.rmtree(old)
+    """accelerator.save_state under a temporary name, renamed once complete (so a killed trainer never
+    leaves half a checkpoint to resume from); then only the newest checkpoints_total_limit are kept."""
     path = output_dir / f"{CHECKPOINT_PREFIX}{step}"
-    accelerator.save_state(str(path))
+    partial = output_dir / f".{path.name}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(path, ignore_errors=True)
+        partial.rename(path)
+        if config.checkpoints_total_limit is not None:
+            existing = sorted(output_dir.glob(CHECKPOINT_PREFIX + "*"), key=checkpoint_step)
+            for old in existing[: max(0, len(existing) - config.checkpoints_total_limit)]:
+                shutil.rmtree(old)
     return path
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..service.jobs import JobManager
 from ..service.studio import Studio
-from . import clip_guidance, colour_guidance, ddim, digits, models_panel, text2img, unconditional
+from . import clip_guidance, colour_guidance, ddim, digits, models_panel, text2img, training, unconditional
+from .model_choices import refresh_model_choices
 
 
-def build_app(studio: Studio) -> gr.Blocks:
+def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
     with gr.Blocks(title="Diffusion Studio") as app:
         gr.Markdown("# Diffusion Studio\nSample, steer and train diffusion models in the browser.")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Unconditional", id="unconditional"):
                 unconditional.build_tab(studio)
             with gr.Tab("DDIM step control", id="ddim"):
@@ -24,6 +26,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                 clip_guidance.build_tab(studio)
             with gr.Tab("Text to image", id="text2img"):
                 text2img.build_tab(studio)
+            with gr.Tab("Training", id="training"):
+                training.build_tab(studio, jobs)
             with gr.Tab("Models", id="models") as models_tab:
                 models_panel.build_tab(studio, models_tab)
+        refresh_model_choices(app, studio, [app.load, tabs.select])
     return app

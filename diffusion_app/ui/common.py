@@ -60,13 +60,16 @@ def generation_queue(studio: Studio) -> dict:
     return {"concurrency_id": "generation", "concurrency_limit": studio.settings.concurrency_limit}
 
 
-def model_dropdown(studio: Studio, kind: str) -> gr.Dropdown:
-    return gr.Dropdown(
-        choices=studio.catalog.names(kind),
-        value=studio.catalog.default(kind),
-        label="Model",
-        info="Bundled models work offline; hub models download on first use when online.",
-    )
+def model_dropdown(studio: Studio, kind: str, **overrides) -> gr.Dropdown:
+    dropdown = gr.Dropdown(**{
+        "choices": studio.catalog.names(kind),
+        "value": studio.catalog.default(kind),
+        "label": "Model",
+        "info": "Bundled models work offline; hub models download on first use when online.",
+        **overrides,
+    })
+    dropdown.model_kind = kind  # model_choices.refresh_model_choices keeps its choices in step with the catalog
+    return dropdown
 
 
 def seed_controls() -> tuple[gr.Number, gr.Checkbox]:

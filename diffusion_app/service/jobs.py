@@ -1,0 +1,429 @@
+"""Training jobs: a queue kept in SQLite, each job trained by `accelerate launch` in its own process group.
+
+A job is a row (job_store.py) and a folder, <data dir>/jobs/<id>/: dataset/ (the upload's images
+usable at its resolution), job.json (its TrainingConfig), train.log (the trainer's output) and
+output/ (progress.jsonl, checkpoints, sample grids, the final pipeline). A thread polls every
+second: it settles jobs whose trainer has exited and starts queued jobs, in order, while fewer than
+max_concurrent_jobs run. A finished job's pipeline joins the catalog under the job's name, so every
+tab that can use it lists it.
+
+A server restart loses nothing: queued jobs stay queued, trainers still running are watched again,
+and running jobs whose trainer is gone become interrupted. Resume continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Sequence
+
+from huggingface_hub import try_to_load_from_cache
+
+from ..catalog import UNCONDITIONAL, ModelEntry, UnknownModelError, entry_from_folder
+from ..settings import REPO_ROOT
+from ..training.train import checkpoint_step, latest_checkpoint
+from ..training.uploads import REPORT_FILE, DatasetReport, UploadLimits, build_training_folder, ingest_upload
+from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, JobOptions, check_name, training_config
+from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
+from .job_progress import JobProgress, read_progress
+from .job_store import Job, JobStore
+from .studio import Studio
+
+logger = logging.getLogger(__name__)
+
+QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
+    "queued", "running", "finished", "failed", "cancelled", "interrupted")
+RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
+POLL_SECONDS = 1.0
+CANCEL_GRACE_SECONDS = 60.0  # then the whole process group is killed
+SHUTDOWN_GRACE_SECONDS = 10.0  # for running trainers to checkpoint when the server stops
+UPLOAD_MAX_AGE_SECONDS = 24 * 3600  # uploads never turned into a job are removed after this
+CONFIG_FILE = "job.json"
+LOG_FILE = "train.log"
+LOG_TAIL_BYTES = 16_384
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+class JobManager:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        self.settings = studio.settings
+        self.jobs_dir = self.settings.data_dir / "jobs"
+        self.uploads_dir = self.settings.data_dir / "uploads"
+        self.store = JobStore(self.jobs_dir / "jobs.db")
+        self.limits = UploadLimits.from_settings(self.settings)
+        self._children = {}  # job id -> subprocess.Popen of the trainers this manager started
+        self._progress = {}  # job id -> (what the progress file looked like, JobProgress read from it)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Running the queue.
+
+    def start(self) -> "JobManager":
+        """Recover from the last run, then poll in a background thread until close()."""
+        self.recover()
+        self._thread = threading.Thread(target=self._poll_forever, name="training-jobs", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+        return self
+
+    def close(self, stop_jobs: bool = True) -> None:
+        """Stop polling; with stop_jobs, running trainers checkpoint and stop (they can resume)."""
+        atexit.unregister(self.close)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if not stop_jobs:
+            return
+        running = self.store.with_status(RUNNING)
+        for job in running:
+            request_stop(trainer_process(job))
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while any(is_running(trainer_process(job)) for job in running) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with self._lock:
+            for job in self.store.with_status(RUNNING):
+                self._watch(job)
+
+    def recover(self) -> None:
+        """After a (re)start: settle jobs whose trainer is gone, list finished models, drop stale uploads."""
+        with self._lock:
+            for job in self.store.with_status(RUNNING):
+                if not is_running(trainer_process(job)):
+                    self._settle(job, returncode=None)
+            for job in self.store.with_status(FINISHED):
+                self._register(job)
+        self._remove_stale_uploads()
+
+    def poll(self) -> None:
+        """One round: settle exited trainers, then start queued jobs while there is room."""
+        with self._lock:
+            for job in self.store.with_status(RUNNING):
+                self._watch(job)
+            room = self.settings.max_concurrent_jobs - len(self.store.with_status(RUNNING))
+            for job in self.store.with_status(QUEUED)[: max(0, room)]:
+                self._launch(job)
+
+    def _poll_forever(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self.poll()
+            except Exception:
+                logger.exception("polling training jobs failed")
+
+    def _launch(self, job: Job) -> None:
+        folder = self.folder(job.id)
+        output = folder / OUTPUT_FOLDER
+        if latest_checkpoint(output) is None:
+            (output / "progress.jsonl").unlink(missing_ok=True)  # starting again from step 0
+        launched = time.time()
+        with (folder / LOG_FILE).open("a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting the trainer ---\n")
+        command = trainer_command(folder / CONFIG_FILE, job.config["mixed_precision"],
+                                  cpu=self.settings.device == "cpu")
+        try:
+            child, process = start_trainer(command, folder / LOG_FILE, folder, self._trainer_environment())
+        except OSError as err:
+            self.store.update(job.id, status=FAILED, ended_at=time.time(),
+                              message=f"The trainer could not start: {err}")
+            return
+        self._children[job.id] = child
+        self.store.update(job.id, status=RUNNING, launched_at=launched, ended_at=None, pid=process.pid,
+                          pid_created=process.created, cancel_requested=None, message=None)
+        logger.info("job #%d (%s) started, process group %d", job.id, job.name, process.pid)
+
+    def _trainer_environment(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        if self.settings.offline:
+            env["HF_HUB_OFFLINE"] = "1"
+        return env
+
+    def _watch(self, job: Job) -> None:
+        child = self._children.get(job.id)
+        returncode = child.poll() if child is not None else None  # reaps an exited launcher
+        process = trainer_process(job)
+        if is_running(process):
+            if job.cancel_requested and time.time() - job.cancel_requested > CANCEL_GRACE_SECONDS:
+                logger.warning("job #%d did not stop within %.0f s; killing its processes", job.id,
+                               CANCEL_GRACE_SECONDS)
+                kill(process)
+            return
+        self._children.pop(job.id, None)
+        self._settle(job, returncode)
+
+    def _settle(self, job: Job, returncode: int | None) -> None:
+        """The trainer has exited: record how (returncode None: it was not this server's child)."""
+        progress = self.progress(job)
+        checkpoint = self.checkpoint_step(job)
+        resume = (f"resume continues from its checkpoint at step {checkpoint}" if checkpoint
+                  else "resume starts it again from the beginning")
+        at_step = f"at step {progress.step}"
+        if progress.finished_pipeline and (progress.finished_pipeline / "model_index.json").is_file():
+            status, message = FINISHED, None
+        elif job.cancel_requested:
+            status, message = CANCELLED, f"Cancelled {at_step}; {resume}."
+        elif progress.stopped:
+            status, message = INTERRUPTED, f"Stopped from outside the app {at_step}; {resume}."
+        elif returncode is None:
+            status, message = INTERRUPTED, (f"The trainer ended {at_step} while the server was not watching it "
+                                            f"(a server restart); {resume}.")
+        else:
+            status, message = FAILED, f"The trainer exited with code {returncode} {at_step} (see its log); {resume}."
+        job = self.store.update(job.id, status=status, message=message, ended_at=time.time(), pid=None,
+                                pid_created=None)
+        logger.info("job #%d (%s) %s", job.id, job.name, status)
+        if status == FINISHED:
+            self._register(job)
+
+    # Uploads and submitting.
+
+    def inspect_upload(self, files: Sequence[str | Path], names: Sequence[str] | None = None
+                       ) -> tuple[str, DatasetReport]:
+        """Check an upload into a folder of its own; returns its id (for submit) and its report."""
+        self._remove_stale_uploads()
+        upload_id = uuid.uuid4().hex
+        folder = self.uploads_dir / upload_id
+        try:
+            return upload_id, ingest_upload(files, folder, self.limits, names)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def upload(self, upload_id: str | None) -> tuple[Path, DatasetReport]:
+        folder = self.uploads_dir / (upload_id or "")
+        if not UPLOAD_ID.fullmatch(upload_id or "") or not (folder / REPORT_FILE).is_file():
+            raise ValueError("Upload a folder of images or a .zip first (uploads are kept for a day).")
+        return folder, DatasetReport.load(folder)
+
+    def _remove_stale_uploads(self) -> None:
+        if not self.uploads_dir.is_dir():
+            return
+        for folder in self.uploads_dir.iterdir():
+            if time.time() - folder.stat().st_mtime > UPLOAD_MAX_AGE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def submit(self, upload_id: str, options: JobOptions) -> Job:
+        """Queue a job on an upload's images that are large enough for the chosen resolution."""
+        upload, report = self.upload(upload_id)
+        name = self._free_name(options.name)
+        pretrained = None
+        if options.base_model:
+            options, pretrained = self._fine_tune(options)
+        if options.class_conditional and not report.class_names:
+            raise ValueError("Class-conditional training needs one subfolder per class: upload a .zip of a folder "
+                             "with a subfolder for each class (folder uploads arrive without their subfolders).")
+        images = len(report.usable(options.resolution))
+        config = training_config(options, images, self.settings.max_train_steps, pretrained)
+        dataset = {"source": report.source, "images": images, "skipped": len(report.skipped),
+                   "too_small": len(report.accepted) - images,
+                   "classes": report.class_names if options.class_conditional else None}
+        with self._lock:
+            job = self.store.add(name, QUEUED, asdict(config), dataset)
+            folder = self.folder(job.id)
+            try:
+                folder.mkdir(parents=True)
+                build_training_folder(upload, report, config.resolution, folder / DATASET_FOLDER)
+                (folder / CONFIG_FILE).write_text(config.to_json())
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                self.store.delete(job.id)
+                raise
+        logger.info("job #%d (%s) queued: %d images, %s steps", job.id, name, images,
+                    config.max_train_steps or f"{config.num_epochs} epochs of")
+        return job
+
+    def _free_name(self, name: str, job: Job | None = None) -> str:
+        name = check_name(name)
+        try:
+            entry = self.studio.catalog.get(name)
+        except UnknownModelError:
+            return name
+        if job is None or entry.source != str(self.pipeline_folder(job)):
+            raise ValueError(f"A model named {name!r} exists already; choose another name.")
+        return name
+
+    def _fine_tune(self, options: JobOptions) -> tuple[JobOptions, str]:
+        """The options with the base model's resolution and channels, and the model's source."""
+        entry = self.studio.catalog.get(options.base_model)
+        if entry.kind != UNCONDITIONAL:
+            raise ValueError(f"Model {entry.name!r} is {entry.kind}; fine-tuning starts from an unconditional model.")
+        if self.settings.offline and not entry.available_offline():
+            raise ValueError(f"Model {entry.name!r} is not on this machine and the server runs offline; "
+                             "choose a local model or train from scratch.")
+        unet = unet_config(entry)
+        if unet is not None:
+            size = unet["sample_size"]
+            options = replace(options, resolution=size if isinstance(size, int) else min(size),
+                              grayscale=unet["in_channels"] == 1)
+        return options, entry.source
+
+    # Acting on jobs.
+
+    def cancel(self, job_id: int) -> Job:
+        """A queued job is cancelled at once; a running one saves a checkpoint and stops."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job.status == QUEUED:
+                return self.store.update(job_id, status=CANCELLED, ended_at=time.time(),
+                                         message="Cancelled before it started.")
+            if job.status != RUNNING:
+                raise ValueError(f"Job #{job_id} is {job.status}; only queued or running jobs can be cancelled.")
+            job = self.store.update(job_id, cancel_requested=job.cancel_requested or time.time())
+            request_stop(trainer_process(job))
+            return job
+
+    def resume(self, job_id: int) -> Job:
+        """Queue an interrupted, cancelled or failed job again; it continues from its last checkpoint."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job.status not in RESUMABLE:
+                raise ValueError(f"Job #{job_id} is {job.status}; only {', '.join(RESUMABLE)} jobs can be resumed.")
+            return self.store.update(job_id, status=QUEUED, queued_at=time.time(), ended_at=None,
+                                     cancel_requested=None, message=None)
+
+    def delete(self, job_id: int) -> None:
+        """Remove a job that is not running: its row, its folder, and its model from the catalog."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job.status == RUNNING:
+                raise ValueError(f"Job #{job_id} is running; cancel it before deleting it.")
+            self._unregister(job)
+            shutil.rmtree(self.folder(job_id), ignore_errors=True)
+            self.store.delete(job_id)
+        logger.info("job #%d (%s) deleted", job_id, job.name)
+
+    def rename(self, job_id: int, name: str) -> Job:
+        """A new name for the job and for its model in every tab."""
+        with self._lock:
+            job = self.store.get(job_id)
+            name = self._free_name(name, job)
+            self._unregister(job)
+            job = self.store.update(job_id, name=name)
+            if job.status == FINISHED:
+                self._register(job)
+            return job
+
+    def push_to_hub(self, job_id: int, repo_id: str, token: str) -> str:
+        """Upload a finished job's pipeline to a hub repository; the token is used for this call only."""
+        from huggingface_hub import create_repo, upload_folder
+
+        job = self.store.get(job_id)
+        if job.status != FINISHED:
+            raise ValueError(f"Job #{job_id} is {job.status}; only a finished job's model can be pushed.")
+        repo_id = (repo_id or "").strip()
+        if not HUB_REPO_ID.fullmatch(repo_id):
+            raise ValueError(f"Hub repository must look like user/name, got {repo_id!r}.")
+        if not token or not token.strip():
+            raise ValueError("Type a Hugging Face access token with write permission to push.")
+        if self.settings.offline:
+            raise ValueError("This server runs offline (DS_OFFLINE); pushing to the hub needs network access.")
+        try:
+            create_repo(repo_id, token=token.strip(), exist_ok=True)
+            upload_folder(repo_id=repo_id, folder_path=self.pipeline_folder(job), token=token.strip(),
+                          commit_message=f"Upload {job.name}, trained with Diffusion Studio")
+        except Exception as err:  # network, permission and validation errors alike end here
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"Pushing job #{job_id} to {repo_id} failed: {reason}") from None
+        logger.info("job #%d (%s) pushed to %s", job_id, job.name, repo_id)
+        return f"https://huggingface.co/{repo_id}"
+
+    def _register(self, job: Job) -> None:
+        entry = entry_from_folder(self.pipeline_folder(job), job.name)
+        if entry is None:
+            logger.warning("job #%d finished without a loadable pipeline", job.id)
+            return
+        try:
+            taken = self.studio.catalog.get(job.name).source != entry.source
+        except UnknownModelError:
+            taken = False
+        if taken:
+            logger.warning("job #%d's model is not listed: another model is named %r; rename the job", job.id, job.name)
+            return
+        self.studio.catalog.register(ModelEntry(entry.name, entry.source, entry.kind, f"trained by job #{job.id}",
+                                                entry.class_names))
+
+    def _unregister(self, job: Job) -> None:
+        try:
+            entry = self.studio.catalog.get(job.name)
+        except UnknownModelError:
+            return
+        if entry.source == str(self.pipeline_folder(job)):
+            self.studio.catalog.unregister(job.name)
+            self.studio.cache.unload(job.name)
+
+    # Reading jobs.
+
+    def jobs(self) -> list[Job]:
+        return self.store.all()
+
+    def job(self, job_id: int) -> Job:
+        return self.store.get(job_id)
+
+    def folder(self, job_id: int) -> Path:
+        return self.jobs_dir / str(job_id)
+
+    def pipeline_folder(self, job: Job) -> Path:
+        return (self.folder(job.id) / OUTPUT_FOLDER / "pipeline").resolve()
+
+    def progress(self, job: Job) -> JobProgress:
+        """Read again only when the file has changed: the jobs panel asks every few seconds."""
+        path = self.folder(job.id) / OUTPUT_FOLDER / "progress.jsonl"
+        try:
+            signature = (path.stat().st_mtime_ns, path.stat().st_size, job.launched_at)
+        except FileNotFoundError:
+            signature = (None, None, job.launched_at)
+        cached = self._progress.get(job.id)
+        if cached is None or cached[0] != signature:
+            cached = self._progress[job.id] = (signature, read_progress(path, job.launched_at))
+        return cached[1]
+
+    def checkpoint_step(self, job: Job) -> int | None:
+        checkpoint = latest_checkpoint(self.folder(job.id) / OUTPUT_FOLDER)
+        return checkpoint_step(checkpoint) if checkpoint else None
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job to start; None when the job is not queued."""
+        queued = [queued.id for queued in self.store.with_status(QUEUED)]
+        return queued.index(job.id) + 1 if job.id in queued else None
+
+    def log_tail(self, job: Job, lines: int = 30) -> str:
+        log = self.folder(job.id) / LOG_FILE
+        if not log.is_file():
+            return ""
+        with log.open("rb") as file:
+            file.seek(max(0, log.stat().st_size - LOG_TAIL_BYTES))
+            text = file.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def trainer_process(job: Job) -> TrainerProcess:
+    return TrainerProcess(job.pid or 0, job.pid_created or 0.0)
+
+
+def unet_config(entry: ModelEntry) -> dict | None:
+    """The UNet config of a local pipeline folder or of a hub model in the local cache; None when unknown."""
+    if entry.is_local:
+        path = Path(entry.source) / "unet" / "config.json"
+    else:
+        cached = try_to_load_from_cache(entry.source, "unet/config.json")
+        path = Path(cached) if isinstance(cached, str) else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
+def open_jobs(studio: Studio) -> JobManager | None:
+    """The app's job manager, started; None when training is switched off."""
+    if not studio.settings.training_enabled:
+        return None
+    return JobManager(studio).start()

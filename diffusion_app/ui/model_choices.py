@@ -1,0 +1,23 @@
+"""Model lists that follow the catalog: models added while the app runs (finished training jobs) appear
+in every tab's dropdown when the page loads or the user switches tabs, without a restart.
+
+Gradio checks a dropdown's value against the choices its session was last sent, so an API client
+calls /refresh_models once (in the same session) before using a model added after it connected.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..service.studio import Studio
+
+
+def refresh_model_choices(app: gr.Blocks, studio: Studio, triggers: list) -> None:
+    """Send every model dropdown (made by common.model_dropdown) the catalog's current names on each trigger."""
+    dropdowns = [block for block in app.blocks.values() if getattr(block, "model_kind", None)]
+
+    def refresh():
+        return [gr.Dropdown(choices=studio.catalog.names(dropdown.model_kind)) for dropdown in dropdowns]
+
+    gr.on(triggers, refresh, outputs=dropdowns, api_name="refresh_models", show_progress="hidden",
+          concurrency_limit=None)
