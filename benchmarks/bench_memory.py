@@ -25,7 +25,6 @@ import psutil
 import torch
 from diffusers import DDPMPipeline
 
-from diffusion_app.catalog import UNCONDITIONAL
 from diffusion_app.demo_model import build_ddpm_pipeline
 from diffusion_app.service.cache import release_memory
 from diffusion_app.service.sampling import SamplingRequest, sample

@@ -1,7 +1,6 @@
 """The trainer on tiny generated datasets: a few CPU steps each."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -9,11 +9,11 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..service.denoising import to_pil
 from ..service.guidance import ColourObjective, GuidedRun
-from ..service.sampling import MAX_STEPS, SamplingRequest
+from ..service.sampling import MAX_STEPS
 from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons,
-                     seed_controls, whole_number, zip_download)
+from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
+                     seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
 
@@ -80,13 +80,8 @@ def build_tab(studio: Studio) -> None:
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
-        request = SamplingRequest(
-            model=model_name,
-            num_images=whole_number(count, "Number of images"),
-            steps=whole_number(step_count, "Steps"),
-            seed=chosen_seed(seed_value, use_random_seed),
-            scheduler=scheduler_name,
-        )
+        request = sampling_request(model_name, count, step_count, seed_value, use_random_seed,
+                                   scheduler=scheduler_name)
         guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
         objective = ColourObjective(colour_value)
         progress(0, desc="Loading model")

@@ -12,7 +12,7 @@ import torch
 from ..service.archive import zip_images
 from ..service.cache import release_memory
 from ..service.loading import ModelUnavailableError
-from ..service.sampling import MAX_SEED
+from ..service.sampling import MAX_SEED, SamplingRequest
 from ..service.studio import Studio
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,14 @@ def whole_number(value, label: str) -> int:
             or int(value) != value:
         raise ValueError(f"{label} must be a whole number, got {value!r}.")
     return int(value)
+
+
+def sampling_request(model_name, count, step_count, seed_value, use_random_seed, count_label="Number of images",
+                     **options) -> SamplingRequest:
+    """A SamplingRequest from the widgets every sampling tab shares; other fields come as keyword options."""
+    return SamplingRequest(model=model_name, num_images=whole_number(count, count_label),
+                           steps=whole_number(step_count, "Steps"), seed=chosen_seed(seed_value, use_random_seed),
+                           **options)
 
 
 def chosen_seed(seed, random_seed: bool) -> int | None:

@@ -6,10 +6,10 @@ import gradio as gr
 
 from ..catalog import UNCONDITIONAL
 from ..service.denoising import to_pil
-from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
+from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
-                     seed_controls, whole_number, zip_download)
+from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+                     sampling_request, seed_controls, whole_number, zip_download)
 
 HOW_IT_WORKS = r"""
 DDIM (Song et al. 2021) reuses a DDPM model but takes large, skipping steps. At each step the model's noise
@@ -62,14 +62,8 @@ def build_tab(studio: Studio) -> None:
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
-        request = SamplingRequest(
-            model=model_name,
-            num_images=whole_number(count, "Number of images"),
-            steps=whole_number(step_count, "Steps"),
-            seed=chosen_seed(seed_value, use_random_seed),
-            scheduler="DDIM",
-            eta=number(eta_value, "Eta"),
-        )
+        request = sampling_request(model_name, count, step_count, seed_value, use_random_seed,
+                                   scheduler="DDIM", eta=number(eta_value, "Eta"))
         every = whole_number(every, "Preview interval")
         if every < 1:
             raise ValueError(f"Preview interval must be at least 1, got {every}.")

@@ -7,10 +7,10 @@ import gradio as gr
 from ..catalog import CLASS_CONDITIONAL
 from ..service.denoising import to_pil
 from ..service.grid import image_grid
-from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
+from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons,
+from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
                      seed_controls, whole_number, zip_download)
 
 HOW_IT_WORKS = r"""
@@ -73,14 +73,9 @@ def build_tab(studio: Studio) -> None:
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
-        request = SamplingRequest(
-            model=model_name,
-            num_images=whole_number(count, "Samples per digit"),
-            steps=whole_number(step_count, "Steps"),
-            seed=chosen_seed(seed_value, use_random_seed),
-            scheduler=scheduler_name,
-            classes=tuple(whole_number(label, "Digit") for label in chosen or ()),
-        )
+        request = sampling_request(
+            model_name, count, step_count, seed_value, use_random_seed, count_label="Samples per digit",
+            scheduler=scheduler_name, classes=tuple(whole_number(label, "Digit") for label in chosen or ()))
         progress(0, desc="Loading model")
         sampling = SamplingRun(studio, request)
         every = max(1, request.steps // PREVIEWS_PER_RUN)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
-from ..service.sampling import MAX_STEPS, SamplingRequest, SamplingRun
+from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons,
-                     seed_controls, whole_number, zip_download)
+from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
+                     seed_controls, zip_download)
 
 HOW_IT_WORKS = r"""
 Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
@@ -49,12 +49,7 @@ def build_tab(studio: Studio) -> None:
             seed_value: seed of the first image (image i uses seed + i), 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
-        request = SamplingRequest(
-            model=model_name,
-            num_images=whole_number(count, "Number of images"),
-            steps=whole_number(step_count, "Steps"),
-            seed=chosen_seed(seed_value, use_random_seed),
-        )
+        request = sampling_request(model_name, count, step_count, seed_value, use_random_seed)
         progress(0, desc="Loading model")
         sampling = SamplingRun(studio, request)
         for step in sampling:
