@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"the trainer's nice value (default: the app's, {job_process.NICENESS})")
     parser.add_argument("--model-size", default="small", help="the trained UNet: tiny, small, medium (default: small)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--train-steps", type=int, default=300,
+                        help="the job's length; it is cancelled once the requests are timed (default: 300)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads in this process (default: torch's choice)")
     return parser.parse_args(argv)
@@ -95,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def benchmark(args: argparse.Namespace, work: Path, started: float) -> int:
     build_ddpm_pipeline(work / "models" / MODEL_NAME, sample_size=32, block_out_channels=(32, 64), seed=0)
-    settings = Settings(device=args.device, models_dir=work / "models", data_dir=work / "data", offline=True,
-                        max_train_steps=1_000_000)
+    settings = Settings(device=args.device, models_dir=work / "models", data_dir=work / "data", offline=True)
     studio = Studio(settings)
     request = SamplingRequest(MODEL_NAME, steps=args.steps, seed=0)
     pipeline = DDPMPipeline.from_pretrained(work / "models" / MODEL_NAME).to(args.device)
@@ -118,8 +119,8 @@ def benchmark(args: argparse.Namespace, work: Path, started: float) -> int:
     try:
         upload_id, _ = jobs.inspect_upload(write_random_images(work / "images"))
         job = jobs.submit(upload_id, JobOptions(name="bench", model_size=args.model_size, resolution=32,
-                                                steps=1_000_000, batch_size=args.batch_size, sample_every=0,
-                                                sample_steps=1, checkpoint_every=1_000_000))
+                                                steps=args.train_steps, batch_size=args.batch_size,
+                                                sample_every=0, sample_steps=1, checkpoint_every=args.train_steps))
         deadline = time.monotonic() + TRAINER_START_TIMEOUT
         while jobs.progress(jobs.job(job.id)).step == 0:  # past start-up: imports, data, first steps
             current = jobs.job(job.id)

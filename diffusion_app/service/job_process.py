@@ -34,7 +34,7 @@ def trainer_command(config_file: Path, mixed_precision: str, cpu: bool) -> list[
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1",
                "--mixed_precision", mixed_precision, "--dynamo_backend", "no"]
     if cpu:
-        threads = psutil.cpu_count(logical=False) or 1
+        threads = max(1, (psutil.cpu_count(logical=False) or 1) - 1)  # a core stays with the app's requests
         command += ["--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", str(threads)]
     command += ["-m", TRAINER_MODULE, "--config", str(config_file)]
     nice = shutil.which("nice")
