@@ -51,6 +51,22 @@ def studio(settings) -> Studio:
     return Studio(settings)
 
 
+def wait_for_first_output(job, timeout: float = 60) -> list:
+    """The outputs of a submitted gradio_client job once its first one has arrived (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return job.outputs()
+
+
+def cancel_and_wait(job, timeout: float = 60) -> None:
+    """Cancel a gradio_client job, as the Stop button does, and wait until it has ended."""
+    job.cancel()
+    deadline = time.monotonic() + timeout
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,7 +1,5 @@
 """The running app, called through gradio_client with the documented API names."""
 
-import time
-
 import numpy as np
 import pytest
 from gradio_client import Client
@@ -9,6 +7,7 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from PIL import Image
 
+from conftest import cancel_and_wait, wait_for_first_output
 from diffusion_app.service.metadata import parse_parameters, read_parameters
 
 
@@ -95,13 +94,9 @@ def test_digits_without_a_choice_is_refused(client):
 
 def test_stop_cancels_a_run_and_the_next_request_is_served(client):
     job = client.submit("tiny-ddpm", 2, 1000, 0, False, api_name="/generate_unconditional")
-    deadline = time.monotonic() + 60
-    while not job.outputs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert job.outputs() and job.outputs()[-1][1].startswith("Step "), "no progress report arrived"
-    job.cancel()
-    while not job.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    outputs = wait_for_first_output(job)
+    assert outputs and outputs[-1][1].startswith("Step "), "no progress report arrived"
+    cancel_and_wait(job)
     assert job.status().code == Status.CANCELLED
     gallery, report = client.predict("tiny-ddpm", 1, 2, 0, False, api_name="/generate_unconditional")
     assert len(gallery) == 1 and "2 DDPM steps" in report
@@ -111,9 +106,7 @@ def test_stop_cancels_only_the_clicking_users_run(server_url):
     """Two users: the one who stops loses their run; the other's run, queued behind it, completes."""
     stopper, other = Client(server_url, verbose=False), Client(server_url, verbose=False)
     stopped = stopper.submit("tiny-ddpm", 2, 1000, 0, False, api_name="/generate_unconditional")
-    deadline = time.monotonic() + 60
-    while not stopped.outputs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_first_output(stopped)
     kept = other.submit("tiny-ddpm", 1, 20, 9, False, api_name="/generate_unconditional")
     stopped.cancel()
     gallery, report = kept.result(timeout=120)
@@ -192,11 +185,7 @@ def test_bad_guidance_input_gets_a_clear_error(client, api_name, args, message):
 def test_stop_cancels_a_guided_run(client):
     job = client.submit("tiny-ddpm", "#ff0000", 5, "exact", 1, 1000, "DDPM", True, 1, 0, 1, 0, False,
                         api_name="/generate_colour_guidance")
-    deadline = time.monotonic() + 60
-    while not job.outputs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert job.outputs() and "step" in job.outputs()[-1][3], "no progress report arrived"
-    job.cancel()
-    while not job.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    outputs = wait_for_first_output(job)
+    assert outputs and "step" in outputs[-1][3], "no progress report arrived"
+    cancel_and_wait(job)
     assert job.status().code == Status.CANCELLED

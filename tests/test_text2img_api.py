@@ -11,7 +11,7 @@ from gradio_client.utils import Status
 from PIL import Image
 
 from diffusion_app.service.metadata import parse_parameters, read_parameters
-from conftest import TINY_SD_MODEL
+from conftest import TINY_SD_MODEL, cancel_and_wait, wait_for_first_output
 
 HUB_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 STOPPED = re.compile(rf"stopped {TINY_SD_MODEL} after (\d+) of 150 steps")
@@ -105,15 +105,12 @@ def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, args,
 
 def test_stop_cancels_a_run_ends_its_pipeline_call_and_the_next_request_is_served(client, tmp_path_factory):
     job = client.submit(*text2img(steps=150, width=256, height=256), api_name="/generate_text2img")
-    deadline = time.monotonic() + 60
-    while not job.outputs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert job.outputs() and job.outputs()[-1][1].startswith("Step "), "no progress report arrived"
-    job.cancel()
-    while not job.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    outputs = wait_for_first_output(job)
+    assert outputs and outputs[-1][1].startswith("Step "), "no progress report arrived"
+    cancel_and_wait(job)
     assert job.status().code == Status.CANCELLED
     server_log = next(tmp_path_factory.getbasetemp().glob("logs*/app.log"))
+    deadline = time.monotonic() + 60
     while not (stopped := STOPPED.search(server_log.read_text())) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stopped and int(stopped[1]) < 150, "the pipeline call went on after Stop"

@@ -58,8 +58,7 @@ def build_tab(studio: Studio) -> None:
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Samples (previews show the predicted clean images)", format="png",
-                                 type="filepath", columns=4,
-                                 elem_classes="pixelated")
+                                 type="filepath", columns=4, elem_classes="pixelated")
             plot = loss_plot()
             report = gr.Markdown()
             zip_download(studio, gallery)

@@ -51,7 +51,8 @@ def build_tab(studio: Studio) -> None:
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             with gr.Row():
-                guided_gallery = gr.Gallery(label="Guided", format="png", type="filepath", columns=2, elem_classes="pixelated")
+                guided_gallery = gr.Gallery(label="Guided", format="png", type="filepath", columns=2,
+                                            elem_classes="pixelated")
                 unguided_gallery = gr.Gallery(label="Unguided (same seed)", format="png", columns=2,
                                               elem_classes="pixelated")
             plot = loss_plot()
