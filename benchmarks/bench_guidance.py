@@ -41,7 +41,7 @@ import torch
 from diffusers import DDIMPipeline, DDIMScheduler
 from PIL import Image
 
-from bench_sampling import run_interleaved, seconds
+from measure import run_interleaved, seconds
 from report import print_table
 
 COLOURS = ("#d62828", "#2a9d3f", "#1f5fd1", "#f4c430")

@@ -28,10 +28,8 @@ import tempfile
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 from diffusers import DDPMPipeline
-from PIL import Image
 
 from diffusion_app.demo_model import build_ddpm_pipeline
 from diffusion_app.service import job_process
@@ -40,6 +38,7 @@ from diffusion_app.service.jobs import QUEUED, RUNNING, JobManager
 from diffusion_app.service.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
+from measure import write_random_images
 from report import print_table
 
 MODEL_NAME = "bench-ddpm-32"
@@ -59,15 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads in this process (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def write_random_images(folder: Path, count: int = 64, size: int = 32) -> list[Path]:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    paths = [folder / f"{index:03d}.png" for index in range(count)]
-    for path in paths:
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
-    return paths
 
 
 def latencies(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -117,7 +107,7 @@ def benchmark(args: argparse.Namespace, work: Path, started: float) -> int:
     idle = latencies(cases, args.repeats)
     jobs = JobManager(studio).start()
     try:
-        upload_id, _ = jobs.inspect_upload(write_random_images(work / "images"))
+        upload_id, _ = jobs.inspect_upload(write_random_images(work / "images", 64))
         job = jobs.submit(upload_id, JobOptions(name="bench", model_size=args.model_size, resolution=32,
                                                 steps=args.train_steps, batch_size=args.batch_size,
                                                 sample_every=0, sample_steps=1, checkpoint_every=args.train_steps))

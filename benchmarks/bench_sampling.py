@@ -22,9 +22,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from typing import Callable
 
-import numpy as np
 import torch
 from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline
 
@@ -32,6 +30,7 @@ from diffusion_app.demo_model import build_ddpm_pipeline
 from diffusion_app.service.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
+from measure import run_interleaved, same_pixels, seconds, timed
 from report import print_table
 
 MODEL_NAME = "bench-ddpm-32"
@@ -50,41 +49,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def timed(fn: Callable[[], list]) -> tuple[float, list]:
-    synchronize()
-    start = time.perf_counter()
-    result = fn()
-    synchronize()
-    return time.perf_counter() - start, result
-
-
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def run_interleaved(cases: dict[str, Callable[[], list]], repeats: int) -> tuple[dict[str, list[float]], list[dict]]:
-    """Time each case `repeats` times, alternating the order every round; returns times and each round's images."""
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    rounds = []
-    names = list(cases)
-    for round_index in range(repeats):
-        images = {}
-        for name in names if round_index % 2 == 0 else reversed(names):
-            elapsed, images[name] = timed(cases[name])
-            times[name].append(elapsed)
-        rounds.append(images)
-    return times, rounds
-
-
-def same_pixels(left: list, right: list) -> bool:
-    return len(left) == len(right) and all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(left, right))
-
-
-def seconds(value: float) -> str:
-    return f"{value:.3f} s"
 
 
 def main(argv: list[str] | None = None) -> int:

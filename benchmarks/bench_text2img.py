@@ -26,9 +26,7 @@ import tempfile
 import time
 import weakref
 from dataclasses import replace
-from typing import Callable
 
-import numpy as np
 import torch
 
 from diffusion_app.catalog import TEXT_TO_IMAGE, Catalog, ModelEntry, entry_from_spec
@@ -38,6 +36,7 @@ from diffusion_app.service.studio import Studio
 from diffusion_app.service.text2img import TextToImageRequest, TextToImageRun
 from diffusion_app.settings import Settings, parse_dtype
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline
+from measure import same_pixels, seconds, synchronize, timed
 from report import print_table
 
 RATIO_TARGET = 1.05
@@ -62,27 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def timed(fn: Callable[[], list]) -> tuple[float, list]:
-    synchronize()
-    start = time.perf_counter()
-    result = fn()
-    synchronize()
-    return time.perf_counter() - start, result
-
-
-def same_pixels(left: list, right: list) -> bool:
-    return len(left) == len(right) and all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(left, right))
-
-
-def seconds(value: float) -> str:
-    return f"{value:.3f} s"
 
 
 def mib(value: float) -> str:

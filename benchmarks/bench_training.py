@@ -31,17 +31,16 @@ import tempfile
 import time
 from dataclasses import replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from PIL import Image
 
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.data import ImageDataset
 from diffusion_app.training.train import build_unet, train
+from measure import write_random_images
 from report import print_table
 
 RATIO_TARGET = 0.95
@@ -58,14 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ema", action="store_true", help="also time the trainer with EMA weights")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def write_random_images(folder: Path, count: int, size: int = 32) -> Path:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{index:04d}.png")
-    return folder
 
 
 def trainer_windows(config: TrainingConfig) -> list[tuple[int, float]]:
@@ -140,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def benchmark(args: argparse.Namespace, work: Path, started: float) -> int:
-    data_dir = write_random_images(work / "images", args.images)
+    data_dir = work / "images"
+    write_random_images(data_dir, args.images)
     base = TrainingConfig(train_data_dir=str(data_dir), block_out_channels=[32, 64], train_batch_size=args.batch_size,
                           max_train_steps=args.steps, log_every_steps=args.log_every, use_ema=False,
                           save_images_steps=0, checkpointing_steps=args.steps + 1, num_sample_images=1,
