@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from diffusion_app.demo_clip import build_tiny_clip
@@ -17,8 +13,8 @@ from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddp
 from diffusion_app.service.studio import Studio
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.settings import Settings
+from running_app import running_app
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = "tiny-ddpm"
 TINY_SD_MODEL = "tiny-sd"
 
@@ -67,36 +63,14 @@ def cancel_and_wait(job, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server_url(models_dir, tiny_clip, tmp_path_factory):
     """`python app.py` in a subprocess, as a user starts it, on the tiny models and no network."""
-    port = free_port()
     env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
            "DS_OFFLINE": "1", "DS_MCP_SERVER": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "DS_CLIP_CONFIGS": str(tiny_clip[0])}
-    log_path = tmp_path_factory.mktemp("logs") / "app.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited early:\n{log_path.read_text()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"app.py did not start in time:\n{log_path.read_text()}")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        with running_app(env, tmp_path_factory.mktemp("logs") / "app.log") as url:
+            yield url
+    except RuntimeError as error:
+        pytest.fail(str(error))

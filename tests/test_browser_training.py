@@ -12,8 +12,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from test_browser import (  # noqa: F401 (driver: the module-scoped browser fixture)
-    GENERATION_TIMEOUT, button, driver, gallery_images, report_text, screenshot, visible_panel)
+from browser import button, gallery_images, open_page, open_tab, report_text
+from test_browser import GENERATION_TIMEOUT, driver  # noqa: F401 (driver: the module-scoped browser fixture)
 
 TRAINING_TIMEOUT = 300
 MODEL_NAME = "browser-model"
@@ -25,13 +25,6 @@ def image_folder(tmp_path):
     for index in range(8):
         Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(tmp_path / f"{index}.png")
     return tmp_path
-
-
-def open_tab(page, name: str, showing: str):
-    """Click a tab; its panel once it shows this text."""
-    page.find_element(By.XPATH, f"//button[@role='tab'][normalize-space()='{name}']").click()
-    return WebDriverWait(page, 10).until(
-        lambda d: (panel := visible_panel(d)) is not None and showing in panel.text and panel)
 
 
 def choose_model(page, panel, name: str) -> None:
@@ -61,8 +54,7 @@ def replace_text(element, text: str) -> None:
 
 
 def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_url, image_folder):
-    driver.get(server_url)
-    WebDriverWait(driver, 30).until(lambda d: visible_panel(d) is not None)
+    open_page(driver, server_url)
     panel = open_tab(driver, "Training", "1. Dataset")
 
     folder_input = panel.find_element(By.CSS_SELECTOR, "input[type=file][webkitdirectory]")
@@ -76,9 +68,6 @@ def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_ur
     WebDriverWait(driver, 30).until(lambda d: panel.find_elements(
         By.XPATH, ".//img[contains(@src, 'step-0000006')]"))
     assert "step 6/6" in panel.text
-    jobs_heading = panel.find_element(By.XPATH, ".//h3[normalize-space()='3. Jobs']")
-    driver.execute_script("arguments[0].scrollIntoView()", jobs_heading)
-    screenshot(driver, "training.png")
 
     panel = open_tab(driver, "Unconditional", "Number of images")  # a tab change refreshes the model lists
     choose_model(driver, panel, MODEL_NAME)

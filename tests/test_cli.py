@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from diffusion_app.service.metadata import parse_parameters, read_parameters
-from conftest import REPO_ROOT
+from running_app import REPO_ROOT
 
 
 def run_cli(*args, models_dir, data_dir):

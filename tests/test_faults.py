@@ -12,7 +12,8 @@ from gradio_client.exceptions import AppError
 from diffusion_app.catalog import ModelEntry, UNCONDITIONAL
 from diffusion_app.ui import build_app, common
 
-from conftest import TINY_MODEL, free_port
+from conftest import TINY_MODEL
+from running_app import free_port
 
 REQUEST = (TINY_MODEL, 1, 3, 5, False)
 

@@ -12,9 +12,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from conftest import free_port
 from diffusion_app.service.jobs import JobManager
 from diffusion_app.ui import build_app
+from running_app import free_port
 
 JOB_TIMEOUT = 300
 

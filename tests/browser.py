@@ -1,0 +1,83 @@
+"""Driving the app's page in headless Chromium: shared by the browser tests and docs/take_screenshots.py."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1400,1000")
+
+
+def browser_available() -> bool:
+    return CHROMIUM.exists() and CHROMEDRIVER.exists()
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with a throwaway profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in CHROMIUM_ARGS:
+        options.add_argument(argument)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        browser = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+        try:
+            yield browser
+        finally:
+            browser.quit()
+
+
+def open_page(driver, url: str):
+    driver.get(url)
+    WebDriverWait(driver, 30).until(lambda d: visible_panel(d) is not None)
+    return driver
+
+
+def visible_panel(driver):
+    """The tab panel now shown, or None while the page is still rendering."""
+    panels = [panel for panel in driver.find_elements(By.CSS_SELECTOR, "[role=tabpanel]") if panel.is_displayed()]
+    return panels[0] if len(panels) == 1 else None
+
+
+def open_tab(driver, name: str, showing: str):
+    """Click a tab; its panel once it shows this text."""
+    driver.find_element(By.XPATH, f"//button[@role='tab'][normalize-space()='{name}']").click()
+    return WebDriverWait(driver, 10).until(
+        lambda d: (panel := visible_panel(d)) is not None and showing in panel.text and panel)
+
+
+def button(panel, text: str):
+    return panel.find_element(By.XPATH, f".//button[normalize-space()='{text}']")
+
+
+def set_number(panel, label: str, value: int) -> None:
+    """Type into the number box of the slider or number field with this label."""
+    field = panel.find_element(By.CSS_SELECTOR, f"input[aria-label='number input for {label}']")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(str(value), Keys.TAB)
+
+
+def gallery_images(panel, label: str) -> list:
+    """The gallery's images once the browser has decoded every one of them, else an empty list."""
+    block = panel.find_element(
+        By.XPATH, f".//div[contains(@class,'block')][.//label[@data-testid='block-label'][normalize-space()='{label}']]")
+    images = block.find_elements(By.TAG_NAME, "img")
+    loaded = panel.parent.execute_script("return arguments[0].every(i => i.complete && i.naturalWidth > 0)", images)
+    return images if loaded else []
+
+
+def report_text(panel) -> str:
+    return panel.find_element(By.CSS_SELECTOR, "[data-testid=markdown]").text
