@@ -107,10 +107,10 @@ def build_tab(studio: Studio) -> None:
             + (f"\n\n{objective.truncation}" if objective.truncation else "")
         )
 
-    event = generate.click(
-        generate_clip_guidance, [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
-              end, seed, random_seed], [gallery, plot, report], api_name="generate_clip_guidance",
-        **generation_queue(studio))
+    inputs = [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
+              end, seed, random_seed]
+    event = generate.click(generate_clip_guidance, inputs, [gallery, plot, report], api_name="generate_clip_guidance",
+                           **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
@@ -118,5 +118,4 @@ def build_tab(studio: Studio) -> None:
                       min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False],
                      [default, "a smiling yellow face", DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, 20, "exact",
                       16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
-                    [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every,
-                     start, end, seed, random_seed], label="Examples (CLIP weights download on first use)")
+                    inputs, label="Examples (CLIP weights download on first use)")

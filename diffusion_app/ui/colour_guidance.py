@@ -104,14 +104,13 @@ def build_tab(studio: Studio) -> None:
             + f"\n\nMean distance to {objective.hex} (mean absolute pixel difference, 0-1): {distances}"
         )
 
-    event = generate.click(
-        generate_colour_guidance, [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
-              random_seed], [guided_gallery, unguided_gallery, plot, report], api_name="generate_colour_guidance",
-        **generation_queue(studio))
+    inputs = [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
+              random_seed]
+    event = generate.click(generate_colour_guidance, inputs, [guided_gallery, unguided_gallery, plot, report],
+                           api_name="generate_colour_guidance", **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, "#d62828", 8, "fast", min(4, max_batch), 50, "DDIM", True, 1, 0, 1, 0, False],
                      [default, "#1f5fd1", 20, "exact", 1, 50, "DDIM", True, 2, 0, 0.6, 1, False]],
-                    [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end,
-                     seed, random_seed], label="Examples (bundled model, offline)")
+                    inputs, label="Examples (bundled model, offline)")

@@ -83,12 +83,11 @@ def build_tab(studio: Studio) -> None:
             f"would take about {per_step * 1000:.0f} s."
         )
 
-    event = generate.click(generate_ddim, [model, steps, eta, num_images, preview_every, seed, random_seed],
-                           [noisy, predicted, report], api_name="generate_ddim",
+    inputs = [model, steps, eta, num_images, preview_every, seed, random_seed]
+    event = generate.click(generate_ddim, inputs, [noisy, predicted, report], api_name="generate_ddim",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, 50, 0.0, min(4, max_batch), 5, 42, False], [default, 10, 1.0, 1, 1, 7, False]],
-                    [model, steps, eta, num_images, preview_every, seed, random_seed],
-                    label="Examples (bundled model, offline)")
+                    inputs, label="Examples (bundled model, offline)")

@@ -91,12 +91,11 @@ def build_tab(studio: Studio) -> None:
         ), images
 
     model.change(show_classes, model, classes, api_visibility="private")
-    event = generate.click(generate_digits, [model, classes, per_class, steps, scheduler, seed, random_seed],
-                           [grid, report, gallery], api_name="generate_digits",
+    inputs = [model, classes, per_class, steps, scheduler, seed, random_seed]
+    event = generate.click(generate_digits, inputs, [grid, report, gallery], api_name="generate_digits",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     if model.value and len(choices) == 10:
         gr.Examples([[model.value, list(range(10)), min(4, max_batch), 50, "DDIM", 0, False],
                      [model.value, [3, 7], max_batch, 50, "DDIM", 1, False]],
-                    [model, classes, per_class, steps, scheduler, seed, random_seed],
-                    label="Examples (bundled model, offline)")
+                    inputs, label="Examples (bundled model, offline)")

@@ -149,10 +149,10 @@ def build_tab(studio: Studio) -> None:
         return [*values, False if "seed" in fields else gr.skip(), message]
 
     model.change(show_status, model, status, api_visibility="private")
-    event = generate.click(
-        generate_text2img, [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
-              seed, random_seed],
-        [gallery, report], api_name="generate_text2img", **generation_queue(studio))
+    inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
+              seed, random_seed]
+    event = generate.click(generate_text2img, inputs, [gallery, report], api_name="generate_text2img",
+                           **generation_queue(studio))
     stop.click(None, cancels=[event])
     png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report], api_name="read_parameters",
                concurrency_limit=None)
@@ -160,8 +160,7 @@ def build_tab(studio: Studio) -> None:
         gr.Examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
                       25, 7.5, 512, 512, 1, 5, 42, False],
                      [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False]],
-                    [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images,
-                     preview_every, seed, random_seed], label="Examples (the model downloads on first use)")
+                    inputs, label="Examples (the model downloads on first use)")
 
 
 def finished_report(generation: TextToImageRun) -> str:

@@ -62,10 +62,11 @@ def build_tab(studio: Studio) -> None:
             f"in {sampling.seconds:.1f} s"
         )
 
-    event = generate.click(generate_unconditional, [model, num_images, steps, seed, random_seed], [gallery, report],
-                           api_name="generate_unconditional", **generation_queue(studio))
+    inputs = [model, num_images, steps, seed, random_seed]
+    event = generate.click(generate_unconditional, inputs, [gallery, report], api_name="generate_unconditional",
+                           **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, min(4, max_batch), 100, 42, False], [default, 1, 1000, 7, False]],
-                    [model, num_images, steps, seed, random_seed], label="Examples (bundled model, offline)")
+                    inputs, label="Examples (bundled model, offline)")
