@@ -15,25 +15,24 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # running_app: starts app.py as the tests do
 
 import diffusion_app  # noqa: F401  (first: lets diffusers import where torchvision is CPU-incompatible)
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import numpy as np
 from gradio_client import Client
 from PIL import Image
 
 from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddpm_pipeline
 from report import print_table
+from running_app import running_app
 
 
 def request_for(user: int, index: int) -> tuple[str, tuple]:
@@ -59,26 +58,6 @@ def timed_call(url: str, api_name: str, args: tuple) -> tuple[float, list[np.nda
         return time.perf_counter() - start, final_pixels(api_name, result)
     except Exception as err:  # a failed request is a result of the load test, not a crash of it
         return time.perf_counter() - start, f"{type(err).__name__}: {err}"
-
-
-def start_app(models_dir: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(models_dir / "data"),
-           "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the app did not start within 120 s")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -143,12 +122,10 @@ def main() -> int:
         build_ddpm_pipeline(models_dir / "load-ddpm", sample_size=16, block_out_channels=(16, 32), seed=0)
         build_class_conditional_pipeline(models_dir / "load-digits", [str(d) for d in range(10)], sample_size=16,
                                          channels=1, block_out_channels=(16, 32), seed=1)
-        process, url = start_app(models_dir)
-        try:
+        env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(models_dir / "data"),
+               "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+        with running_app(env, models_dir / "app.log") as url:
             return run(url, args.users, args.requests, args.timeout)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 if __name__ == "__main__":
