@@ -19,7 +19,7 @@ from diffusion_app.service.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.training.config import TrainingConfig
-from diffusion_app.training.train import train
+from diffusion_app.training.train import drop_labels, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(resolution=16, channels=3, block_out_channels=[8, 16], layers_per_block=1, attention=False,
@@ -71,11 +71,33 @@ def test_class_subfolders_train_a_class_conditional_pipeline(tmp_path):
                                   save_precision="fp16", **{**TINY, "channels": 1}))
     pipeline = ClassConditionalPipeline.from_pretrained(folder)
     assert pipeline.class_names == ["cat", "dog", "fox"]
-    assert pipeline.unet.config.num_class_embeds == 3 and pipeline.unet.config.in_channels == 1
+    # Trained with class dropout (the default): one more embedding, the "no class" label of CFG.
+    assert pipeline.unet.config.num_class_embeds == 4 and pipeline.null_class_label == 3
+    assert pipeline.unet.config.in_channels == 1
     weights = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float16}
-    images = pipeline([2, 0], num_inference_steps=2)
+    images = pipeline([2, 0], num_inference_steps=2, guidance_scale=3.0)
     assert [image.mode for image in images] == ["L", "L"]
+
+
+def test_without_class_dropout_there_is_no_null_class(tmp_path):
+    data = make_dataset(tmp_path / "data", classes=["cat", "dog"])
+    folder = train(TrainingConfig(train_data_dir=str(data), output_dir=str(tmp_path / "run"), max_train_steps=1,
+                                  class_dropout_prob=0.0, **TINY))
+    pipeline = ClassConditionalPipeline.from_pretrained(folder)
+    assert pipeline.unet.config.num_class_embeds == 2 and pipeline.null_class_label is None
+    with pytest.raises(ValueError, match="needs a class-conditional model trained with a null class"):
+        pipeline([0], num_inference_steps=2, guidance_scale=3.0)
+
+
+def test_drop_labels_replaces_the_requested_share_by_the_null_label():
+    torch.manual_seed(0)
+    labels = torch.arange(10).repeat(1000)
+    dropped = drop_labels(labels, num_classes=10, dropout_prob=0.1)
+    is_null = dropped == 10
+    assert 0.08 < is_null.float().mean() < 0.12
+    assert torch.equal(dropped[~is_null], labels[~is_null])
+    assert torch.equal(drop_labels(labels, 10, 0.0), labels)
 
 
 def test_fine_tune_continues_from_a_pipeline(tmp_path):
@@ -136,6 +158,7 @@ def test_sigterm_checkpoints_and_resume_continues_the_same_curve(tmp_path):
         ({"resolution": 18, "block_out_channels": [8, 16, 32]}, "cannot be halved evenly .* multiple of 4"),
         ({"channels": 2}, "channels must be 1"),
         ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
+        ({"class_dropout_prob": 1.0}, "class_dropout_prob must be at least 0 and below 1"),
     ],
 )
 def test_bad_configs_are_refused_before_training(tmp_path, changes, message):

@@ -22,6 +22,9 @@ class TrainingConfig:
     # Model: from scratch (the architecture below), or fine-tune an unconditional pipeline.
     pretrained_model: str | None = None  # hub id or local save_pretrained folder
     class_conditional: bool | None = None  # None: true when the folder has class subfolders
+    # Class-conditional: the share of labels replaced by a "no class" label while training, so that
+    # one model also predicts unconditionally and can be sampled with classifier-free guidance.
+    class_dropout_prob: float = 0.1
     resolution: int = 32
     channels: int = 3
     block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
@@ -85,6 +88,8 @@ class TrainingConfig:
             (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}."),
             (self.num_epochs >= 1 or bool(self.max_train_steps), "num_epochs must be at least 1."),
             (self.max_train_steps is None or self.max_train_steps >= 1, "max_train_steps must be at least 1."),
+            (0 <= self.class_dropout_prob < 1,
+             f"class_dropout_prob must be at least 0 and below 1, got {self.class_dropout_prob}."),
             (self.resolution >= 8, f"resolution must be at least 8, got {self.resolution}."),
             (self.channels in (1, 3), f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}."),
             (self.mixed_precision in MIXED_PRECISION, f"mixed_precision must be one of {MIXED_PRECISION}."),

@@ -72,6 +72,8 @@ class StopRequest:
 
 
 def build_unet(config: TrainingConfig, num_classes: int | None) -> UNet2DModel:
+    """A UNet2DModel; class-conditional ones trained with class dropout get one more embedding, for "no class"."""
+    num_class_embeds = num_classes + (config.class_dropout_prob > 0) if num_classes else None
     levels = len(config.block_out_channels)
     attention_last = config.attention and levels > 1
     down = ["DownBlock2D"] * (levels - 1) + ["AttnDownBlock2D" if attention_last else "DownBlock2D"]
@@ -85,7 +87,7 @@ def build_unet(config: TrainingConfig, num_classes: int | None) -> UNet2DModel:
         down_block_types=tuple(down),
         up_block_types=tuple(up),
         norm_num_groups=min(32, config.block_out_channels[0]),
-        num_class_embeds=num_classes,
+        num_class_embeds=num_class_embeds,
     )
 
 
@@ -101,6 +103,12 @@ def load_model(config: TrainingConfig, num_classes: int | None) -> tuple[UNet2DM
     pipeline = DDPMPipeline.from_pretrained(config.pretrained_model)
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config, prediction_type=config.prediction_type)
     return pipeline.unet, scheduler
+
+
+def drop_labels(labels: torch.Tensor, num_classes: int, dropout_prob: float) -> torch.Tensor:
+    """Replace a random share of the labels by the "no class" label, index num_classes (as in DiT)."""
+    dropped = torch.rand(labels.shape, device=labels.device) < dropout_prob
+    return torch.where(dropped, torch.full_like(labels, num_classes), labels)
 
 
 def diffusion_loss(unet, noise_scheduler: DDPMScheduler, clean: torch.Tensor,
@@ -257,7 +265,10 @@ def train(config: TrainingConfig) -> Path | None:
         unet.train()
         for batch in batches:
             with accelerator.accumulate(unet):
-                loss = diffusion_loss(unet, noise_scheduler, batch["pixel_values"], batch.get("class_labels"))
+                labels = batch.get("class_labels")
+                if labels is not None and config.class_dropout_prob:
+                    labels = drop_labels(labels, len(class_names), config.class_dropout_prob)
+                loss = diffusion_loss(unet, noise_scheduler, batch["pixel_values"], labels)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(unet.parameters(), 1.0)
