@@ -1,7 +1,7 @@
 """Command line over the same service the app uses.
 
     python -m diffusion_app models
-    python -m diffusion_app generate --model NAME --steps N --seed S --out DIR
+    python -m diffusion_app generate --model NAME --steps N --seed S --out DIR [--classes 3 7 --cfg-scale 3]
     python -m diffusion_app train --config FILE [--any_training_option VALUE ...]
     python -m diffusion_app bundle digits|openmoji [--work-dir DIR]
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .service.loading import ModelUnavailableError
 from .service.metadata import save_png
-from .service.sampling import MAX_STEPS, SamplingRequest, sample
+from .service.sampling import DEFAULT_CFG_SCALE, MAX_STEPS, SamplingRequest, sample
 from .service.schedulers import UNCONDITIONAL_SCHEDULERS
 from .service.studio import open_studio
 from .settings import Settings, add_cli_arguments
@@ -33,13 +33,16 @@ def list_models(settings, _args) -> int:
 
 def generate(settings, args) -> int:
     studio = open_studio(settings)
-    request = SamplingRequest(model=args.model, num_images=args.num_images, steps=args.steps,
-                              seed=args.seed, scheduler=args.scheduler, eta=args.eta)
+    classes = tuple(args.classes) if args.classes else None
+    cfg_scale = args.cfg_scale if args.cfg_scale is not None else DEFAULT_CFG_SCALE if classes else 1.0
+    request = SamplingRequest(model=args.model, num_images=args.num_images, steps=args.steps, seed=args.seed,
+                              scheduler=args.scheduler, eta=args.eta, classes=classes, guidance_scale=cfg_scale)
     images, run = sample(studio, request)
     args.out.mkdir(parents=True, exist_ok=True)
-    for image, seed in zip(images, run.seeds):
-        path = save_png(image, args.out / f"{Path(args.model).name}-{seed}.png")
-        print(path)
+    labels = request.labels or [None] * len(images)
+    for image, seed, label in zip(images, run.seeds, labels):
+        name = Path(args.model).name if label is None else f"{Path(args.model).name}-{run.class_names[label]}"
+        print(save_png(image, args.out / f"{name}-{seed}.png"))
     print(f"{len(images)} image(s), seed {run.request.seed}, {run.seconds:.1f} s", file=sys.stderr)
     return 0
 
@@ -60,11 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     add_cli_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("models", help="list the catalog and what is available offline").set_defaults(run=list_models)
-    gen = commands.add_parser("generate", help="sample an unconditional model to PNG files")
+    gen = commands.add_parser("generate", help="sample a model to PNG files")
     gen.add_argument("--model", required=True)
     gen.add_argument("--steps", type=int, default=1000, help=f"1..{MAX_STEPS}")
     gen.add_argument("--seed", type=int, help="default: random (printed)")
-    gen.add_argument("--num-images", type=int, default=1)
+    gen.add_argument("--num-images", type=int, default=1, help="per class with --classes")
+    gen.add_argument("--classes", type=int, nargs="+", help="class-conditional models: the class indices to draw")
+    gen.add_argument("--cfg-scale", type=float,
+                     help=f"class-conditional models: classifier-free guidance, 1 is off (default {DEFAULT_CFG_SCALE:g})")
     gen.add_argument("--scheduler", choices=list(UNCONDITIONAL_SCHEDULERS), default="DDPM")
     gen.add_argument("--eta", type=float, default=0.0, help="DDIM only")
     gen.add_argument("--out", type=Path, default=Path("outputs"))

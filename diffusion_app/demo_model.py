@@ -39,9 +39,11 @@ def build_ddpm_pipeline(folder: Path, **unet_options) -> Path:
     return Path(folder)
 
 
-def build_class_conditional_pipeline(folder: Path, class_names: list[str], **unet_options) -> Path:
-    """Save a random-weight ClassConditionalPipeline with `save_pretrained`; returns the folder."""
-    unet = random_unet(num_classes=len(class_names), **unet_options)
+def build_class_conditional_pipeline(folder: Path, class_names: list[str], null_class: bool = True,
+                                     **unet_options) -> Path:
+    """Save a random-weight ClassConditionalPipeline with `save_pretrained`; returns the folder.
+    With null_class the UNet has the extra "no class" embedding that classifier-free guidance uses."""
+    unet = random_unet(num_classes=len(class_names) + null_class, **unet_options)
     ClassConditionalPipeline(unet=unet, scheduler=DDPMScheduler(), class_names=class_names).save_pretrained(folder)
     return Path(folder)
 

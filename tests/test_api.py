@@ -9,6 +9,7 @@ from PIL import Image
 
 from conftest import cancel_and_wait, wait_for_first_output
 from diffusion_app.service.metadata import parse_parameters, read_parameters
+from diffusion_app.service.sampling import DEFAULT_CFG_SCALE
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,15 @@ def test_digits_grid_has_one_row_per_digit(client):
     assert parse_parameters(read_parameters(image))["Class"] == "3 8"
     assert [parse_parameters(read_parameters(i))["Class"] for i in gallery_images(gallery)] == ["3", "3", "8", "8"]
     assert "4 DDIM steps" in report
+    # Written before the CFG scale existed, the call above gets the tab's default scale.
+    assert parse_parameters(read_parameters(image))["CFG scale"] == f"{DEFAULT_CFG_SCALE:g}"
+
+
+def test_digits_cfg_scale_reaches_the_images(client):
+    grid, report, gallery = client.predict("tiny-digits", [4], 1, 3, "DDIM", 1, False, 0.5,
+                                           api_name="/generate_digits")
+    assert "CFG scale 0.5" in report
+    assert parse_parameters(read_parameters(gallery_images(gallery)[0]))["CFG scale"] == "0.5"
 
 
 def test_digits_without_a_choice_is_refused(client):

@@ -13,7 +13,7 @@ WRONG_TYPE = "Expected a `float`"
 ENDPOINTS = {
     "/generate_unconditional": (TINY_MODEL, 1, 3, 5, False),
     "/generate_ddim": (TINY_MODEL, 4, 0.0, 1, 2, 5, False),
-    "/generate_digits": ("tiny-digits", [3], 1, 3, "DDIM", 5, False),
+    "/generate_digits": ("tiny-digits", [3], 1, 3, "DDIM", 5, False, 3.0),
     "/generate_text2img": ("tiny-sd", "a red apple", "", "Euler", 2, 7.5, 64, 64, 1, 1, 5, False),
     "/generate_colour_guidance": (TINY_MODEL, "#ff0000", 5, "fast", 1, 2, "DDIM", False, 1, 0, 1, 5, False),
 }
@@ -49,6 +49,8 @@ BAD_INPUTS = {
         (2, MAX_BATCH + 1, f"greater than maximum value {MAX_BATCH}"),
         (3, 0, "less than minimum value 1"),
         (4, "PNDM", "not in the list of choices"),
+        (7, 10.5, "greater than maximum value 10"),
+        (7, -1, "less than minimum value 0"),
     ],
     "/generate_text2img": [
         (0, "no/such-model", "not available"),

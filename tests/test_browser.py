@@ -63,6 +63,20 @@ def test_ddim_tab_streams_both_galleries(page):
         and gallery_images(panel, "Predicted clean image x0"))
 
 
+def test_digits_tab_draws_the_chosen_digits_with_the_cfg_scale_set(page):
+    panel = open_tab(page, "Digits", "CFG scale")
+    set_number(panel, "Steps", 4)
+    set_number(panel, "CFG scale", 2)
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "CFG scale 2" in report_text(panel))
+    images = WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Individual samples"))
+    assert len(images) == 10 * 4  # every digit is chosen at first, 4 samples each
+    response = httpx.get(images[-1].get_attribute("src"), timeout=10)
+    response.raise_for_status()
+    parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
+    assert "Class: 9" in parameters and "Steps: 4" in parameters and "CFG scale: 2" in parameters, parameters
+
+
 def test_colour_guidance_tab_shows_unguided_and_guided_with_the_loss_plot(page):
     panel = open_tab(page, "Colour guidance", "Target colour")
     set_number(panel, "Steps", 12)

@@ -39,3 +39,14 @@ def test_errors_are_one_clear_line(models_dir, tmp_path):
     result = run_cli("generate", "--model", "tiny-ddpm", "--steps", "0", "--out", str(tmp_path),
                      models_dir=models_dir, data_dir=tmp_path)
     assert result.returncode == 2 and "Steps must be a whole number from 1 to 1000" in result.stderr
+
+
+def test_generate_draws_the_classes_asked_for_with_the_cfg_scale(models_dir, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("generate", "--model", "tiny-digits", "--classes", "3", "7", "--cfg-scale", "2", "--steps", "3",
+                     "--seed", "1", "--scheduler", "DDIM", "--out", str(out), models_dir=models_dir, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.glob("*.png"))
+    assert [f.name for f in files] == ["tiny-digits-3-1.png", "tiny-digits-7-2.png"]
+    parameters = parse_parameters(read_parameters(files[1]))
+    assert parameters["Class"] == "7" and parameters["CFG scale"] == "2"

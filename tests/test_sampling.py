@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from diffusion_app.catalog import UNCONDITIONAL, UnknownModelError
+from diffusion_app.demo_model import build_class_conditional_pipeline
 from diffusion_app.service.loading import ModelUnavailableError
 from diffusion_app.service.metadata import parse_parameters, read_parameters, save_png
 from diffusion_app.service.sampling import SamplingRequest, SamplingRun, sample
+from diffusion_app.service.studio import Studio
+from diffusion_app.settings import Settings
 
 MODEL = "tiny-ddpm"
 
@@ -185,3 +188,47 @@ def test_the_class_label_changes_the_sample(studio):
 def test_class_requests_are_checked(studio, model, classes, message):
     with pytest.raises(ValueError, match=message):
         SamplingRun(studio, SamplingRequest(model, steps=2, seed=0, classes=classes))
+
+
+def digit_pixels(studio, label: int, guidance_scale: float, model: str = "tiny-digits") -> np.ndarray:
+    request = SamplingRequest(model, steps=3, seed=0, scheduler="DDIM", classes=(label,), guidance_scale=guidance_scale)
+    return pixels(sample(studio, request)[0])[0]
+
+
+def test_cfg_scale_one_is_the_conditional_model_and_zero_ignores_the_class(studio):
+    conditional = digit_pixels(studio, 3, 1.0)
+    assert np.array_equal(conditional, pixels(sample(studio, SamplingRequest(
+        "tiny-digits", steps=3, seed=0, scheduler="DDIM", classes=(3,)))[0])[0])  # 1 is the default
+    assert np.array_equal(digit_pixels(studio, 3, 0.0), digit_pixels(studio, 7, 0.0))  # only the null class counts
+    assert not np.array_equal(digit_pixels(studio, 3, 0.0), conditional)
+    guided = digit_pixels(studio, 3, 4.0)
+    assert not np.array_equal(guided, conditional) and not np.array_equal(guided, digit_pixels(studio, 7, 4.0))
+
+
+def test_cfg_scale_is_recorded_in_the_parameters(studio):
+    images, run = sample(studio, SamplingRequest("tiny-digits", steps=2, seed=0, classes=(5,), guidance_scale=2.5))
+    assert parse_parameters(images[0].info["parameters"])["CFG scale"] == "2.5"
+    assert parse_parameters(run.grid(images).info["parameters"])["CFG scale"] == "2.5"
+    unconditional, _ = sample(studio, SamplingRequest(MODEL, steps=2, seed=0))
+    assert "CFG scale" not in parse_parameters(unconditional[0].info["parameters"])
+
+
+@pytest.mark.parametrize("scale", [-0.5, 10.5, math.nan, math.inf, True, "3"])
+def test_cfg_scale_out_of_range_is_refused(studio, scale):
+    with pytest.raises(ValueError, match="CFG scale must be a number from 0 to 10"):
+        SamplingRun(studio, SamplingRequest("tiny-digits", steps=2, seed=0, classes=(1,), guidance_scale=scale))
+
+
+def test_cfg_scale_on_an_unconditional_model_is_refused(studio):
+    with pytest.raises(ValueError, match="class-conditional models only"):
+        SamplingRun(studio, SamplingRequest(MODEL, steps=2, seed=0, guidance_scale=3))
+
+
+def test_model_without_a_null_class_explains_that_it_cannot_be_guided(tmp_path):
+    build_class_conditional_pipeline(tmp_path / "models" / "no-null", ["a", "b"], null_class=False, sample_size=8,
+                                     channels=1, block_out_channels=(8, 16))
+    studio = Studio(Settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", offline=True))
+    with pytest.raises(ValueError, match="no-null was trained without class dropout.*set CFG scale to 1"):
+        SamplingRun(studio, SamplingRequest("no-null", steps=2, seed=0, classes=(0,), guidance_scale=3))
+    images, _ = sample(studio, SamplingRequest("no-null", steps=2, seed=0, classes=(0, 1)))
+    assert len(images) == 2

@@ -43,15 +43,30 @@ def initial_noise(unet, generators: list[torch.Generator]) -> torch.Tensor:
     return randn_tensor(shape, generator=generators, device=unet.device, dtype=unet.dtype)
 
 
+def predict_noise(unet, sample: torch.Tensor, t, class_labels: torch.Tensor | None = None,
+                  guidance_scale: float = 1.0, null_label: int | None = None) -> torch.Tensor:
+    """The UNet's prediction; with a scale other than 1, classifier-free guided as in diffusers' DiT pipeline:
+    the conditional and "no class" (null_label) predictions come from one doubled batch and are mixed as
+    uncond + scale * (cond - uncond). Scale 1 is the plain conditional prediction, 0 the unconditional one."""
+    if guidance_scale == 1:
+        return unet(sample, t, class_labels=class_labels).sample
+    if class_labels is None or null_label is None:
+        raise ValueError("Classifier-free guidance needs a class-conditional model trained with a null class.")
+    labels = torch.cat([class_labels, torch.full_like(class_labels, null_label)])
+    conditional, unconditional = unet(torch.cat([sample, sample]), t, class_labels=labels).sample.chunk(2)
+    return unconditional + guidance_scale * (conditional - unconditional)
+
+
 def denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators: list[torch.Generator],
-            class_labels: torch.Tensor | None = None, eta: float = 0.0) -> Iterator[DenoiseStep]:
+            class_labels: torch.Tensor | None = None, eta: float = 0.0, guidance_scale: float = 1.0,
+            null_label: int | None = None) -> Iterator[DenoiseStep]:
     """The reverse process, one DenoiseStep per scheduler step."""
     step_options = {"eta": eta} if isinstance(scheduler, DDIMScheduler) else {}
     scheduler.set_timesteps(steps)
     timesteps = scheduler.timesteps
     for index, t in enumerate(timesteps):
         with torch.no_grad():
-            noise_pred = unet(sample, t, class_labels=class_labels).sample
+            noise_pred = predict_noise(unet, sample, t, class_labels, guidance_scale, null_label)
             output = scheduler.step(noise_pred, t, sample, generator=generators, **step_options)
         sample = output.prev_sample
         yield DenoiseStep(index, len(timesteps), int(t), sample, output.pred_original_sample)

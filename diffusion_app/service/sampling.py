@@ -20,6 +20,8 @@ from .studio import Studio
 
 MAX_STEPS = 1000
 MAX_SEED = 2**32 - 1
+MAX_CFG_SCALE = 10.0
+DEFAULT_CFG_SCALE = 3.0  # for class-conditional models in the Digits tab and the CLI
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class SamplingRequest:
     scheduler: str = "DDPM"
     eta: float = 0.0  # DDIM only: 0 is deterministic, 1 is as stochastic as DDPM
     classes: tuple[int, ...] | None = None  # class-conditional models: num_images of each class
+    guidance_scale: float = 1.0  # class-conditional models: classifier-free guidance, 1 is off
 
     def validated(self, max_batch_size: int) -> "SamplingRequest":
         """Check every field; return a copy with the seed resolved."""
@@ -43,6 +46,12 @@ class SamplingRequest:
             raise ValueError(f"Unknown scheduler {self.scheduler!r}; choose one of {', '.join(UNCONDITIONAL_SCHEDULERS)}.")
         if not isinstance(self.eta, (int, float)) or not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
             raise ValueError(f"Eta must be a number from 0 (deterministic) to 1, got {self.eta!r}.")
+        if (isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, (int, float))
+                or not math.isfinite(self.guidance_scale) or not 0 <= self.guidance_scale <= MAX_CFG_SCALE):
+            raise ValueError(f"CFG scale must be a number from 0 to {MAX_CFG_SCALE:g} (1 is no guidance), "
+                             f"got {self.guidance_scale!r}.")
+        if self.classes is None and self.guidance_scale != 1:
+            raise ValueError("CFG scale applies to class-conditional models only; leave it at 1.")
         if self.seed is None:
             return replace(self, seed=secrets.randbelow(MAX_SEED + 1))
         require_int("Seed", self.seed, 0, MAX_SEED)
@@ -83,6 +92,10 @@ class SamplingRun:
         if labels is not None:
             require_classes(self.request.classes, self.class_names)
         self.class_labels = None if labels is None else torch.tensor(labels, device=self.unet.device)
+        self.null_label = getattr(pipeline, "null_class_label", None)
+        if self.request.guidance_scale != 1 and self.null_label is None:
+            raise ValueError(f"{self.request.model} was trained without class dropout, so it has no 'no class' "
+                             "prediction for classifier-free guidance: set CFG scale to 1.")
         self.scheduler = make_scheduler(self.request.scheduler, pipeline.scheduler.config)
         self.seeds = image_seeds(self.request.seed, len(labels or range(self.request.num_images)))
         self.final_sample: torch.Tensor | None = None
@@ -100,7 +113,8 @@ class SamplingRun:
     def steps(self, sample: torch.Tensor, generators: list[torch.Generator]) -> Iterator[DenoiseStep]:
         """The denoising loop from x_T; guided runs steer it."""
         return denoise(self.unet, self.scheduler, sample, self.request.steps, generators,
-                       class_labels=self.class_labels, eta=self.request.eta)
+                       class_labels=self.class_labels, eta=self.request.eta,
+                       guidance_scale=self.request.guidance_scale, null_label=self.null_label)
 
     def images(self) -> list[Image.Image]:
         if self.final_sample is None:
@@ -127,6 +141,7 @@ class SamplingRun:
             "Steps": request.steps,
             "Sampler": request.scheduler,
             "Eta": request.eta if request.scheduler == "DDIM" else None,
+            "CFG scale": f"{request.guidance_scale:g}" if request.classes else None,
             "Seed": seed,
             "Size": f"{image.width}x{image.height}",
             "Model": request.model,
