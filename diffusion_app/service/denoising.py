@@ -60,8 +60,15 @@ def predict_noise(unet, sample: torch.Tensor, t, class_labels: torch.Tensor | No
 def denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators: list[torch.Generator],
             class_labels: torch.Tensor | None = None, eta: float = 0.0, guidance_scale: float = 1.0,
             null_label: int | None = None) -> Iterator[DenoiseStep]:
-    """The reverse process, one DenoiseStep per scheduler step."""
-    step_options = {"eta": eta} if isinstance(scheduler, DDIMScheduler) else {}
+    """The reverse process, one DenoiseStep per scheduler step.
+
+    Guided predictions overshoot: their x0 leaves [-1, 1] and the scheduler clips it. DDIM then has to
+    re-derive the noise from the clipped x0 (use_clipped_model_output), or its next x_t mixes a clipped
+    image with unclipped noise and drifts off the data (grey, blotchy digits). DDPM's step needs no help.
+    """
+    step_options = {}
+    if isinstance(scheduler, DDIMScheduler):
+        step_options = {"eta": eta, "use_clipped_model_output": guidance_scale != 1}
     scheduler.set_timesteps(steps)
     timesteps = scheduler.timesteps
     for index, t in enumerate(timesteps):
