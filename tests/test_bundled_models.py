@@ -10,7 +10,7 @@ from safetensors import safe_open
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, UNCONDITIONAL, build_catalog
 from diffusion_app.service.digits import ClassConditionalPipeline
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.training.data import mnist_arrays
@@ -65,12 +65,17 @@ def test_digits_round_trips_and_draws_the_requested_digits(studio):
     """Each generated digit is closer to the mean real image of its own digit than to most others."""
     pipeline = ClassConditionalPipeline.from_pretrained(BUNDLED / "digits", dtype=torch.float32)
     assert pipeline.class_names == [str(digit) for digit in range(10)]
+    assert pipeline.null_class_label == 10  # trained with class dropout: the Digits tab's CFG scale works
 
     real, labels = mnist_arrays()
     centroids = np.stack([real[labels == digit].mean(0) for digit in range(10)]).reshape(10, -1)
-    request = SamplingRequest("digits", num_images=4, steps=20, seed=0, scheduler="DDIM", classes=tuple(range(10)))
+    request = SamplingRequest("digits", num_images=4, steps=20, seed=0, scheduler="DDIM", classes=tuple(range(10)),
+                              guidance_scale=DEFAULT_CFG_SCALE)
     images, _ = sample(studio, request)
-    generated = np.stack([np.asarray(image, dtype=np.float32) for image in images]).reshape(len(images), -1)
+    pixels = np.stack([np.asarray(image, dtype=np.float32) for image in images])
+    border = np.concatenate([pixels[:, :3].ravel(), pixels[:, -3:].ravel(), pixels[:, :, :3].ravel()])
+    assert np.median(border) < 10  # black, as in MNIST, not a grey haze
+    generated = pixels.reshape(len(images), -1)
     correlation = np.corrcoef(generated, centroids)[:len(images), len(images):]
     rank_of_requested = (correlation > correlation[np.arange(len(images)), request.labels][:, None]).sum(1)
     assert np.mean(rank_of_requested < 3) >= 0.8  # chance: 0.3

@@ -19,8 +19,9 @@ RECIPES = {
         build_mnist_folder,
         TrainingConfig(
             resolution=28, channels=1, block_out_channels=[32, 64, 64], layers_per_block=2, attention=True,
-            class_conditional=True, train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
-            max_train_steps=3000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
+            class_conditional=True, class_dropout_prob=0.1, beta_schedule="squaredcos_cap_v2",
+            prediction_type="v_prediction", train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
+            max_train_steps=4000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
             num_sample_images=40, save_precision="fp16",
         ),
     ),
