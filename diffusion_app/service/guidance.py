@@ -10,7 +10,6 @@ Face diffusion course (unit 2). Two methods:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -20,7 +19,7 @@ from diffusers import DDIMScheduler
 from PIL import Image, ImageColor
 
 from .denoising import DenoiseStep
-from .sampling import SamplingRequest, SamplingRun, require_int
+from .sampling import SamplingRequest, SamplingRun, is_number_in, require_int
 from .studio import Studio
 
 FAST = "fast"
@@ -40,15 +39,14 @@ class Guidance:
     end: float = 1.0  # ... up to (not including) this one
 
     def validated(self) -> "Guidance":
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) \
-                or not 0 <= self.scale <= MAX_GUIDANCE_SCALE:
+        if not is_number_in(self.scale, 0, MAX_GUIDANCE_SCALE):
             raise ValueError(f"Guidance scale must be a number from 0 (off) to {MAX_GUIDANCE_SCALE:g}, "
                              f"got {self.scale!r}.")
         if self.method not in GUIDANCE_METHODS:
             raise ValueError(f"Unknown guidance method {self.method!r}; choose {' or '.join(GUIDANCE_METHODS)}.")
         require_int("Guide every k steps", self.every, 1, 1000)
         for label, value in (("Guidance start", self.start), ("Guidance end", self.end)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            if not is_number_in(value, 0, 1):
                 raise ValueError(f"{label} must be a fraction of the steps from 0 to 1, got {value!r}.")
         if self.start >= self.end:
             raise ValueError(f"Guidance start ({self.start:g}) must come before its end ({self.end:g}).")

@@ -44,10 +44,9 @@ class SamplingRequest:
             raise ValueError("Choose at least one class, each at most once.")
         if self.scheduler not in UNCONDITIONAL_SCHEDULERS:
             raise ValueError(f"Unknown scheduler {self.scheduler!r}; choose one of {', '.join(UNCONDITIONAL_SCHEDULERS)}.")
-        if not isinstance(self.eta, (int, float)) or not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
+        if not is_number_in(self.eta, 0, 1):
             raise ValueError(f"Eta must be a number from 0 (deterministic) to 1, got {self.eta!r}.")
-        if (isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, (int, float))
-                or not math.isfinite(self.guidance_scale) or not 0 <= self.guidance_scale <= MAX_CFG_SCALE):
+        if not is_number_in(self.guidance_scale, 0, MAX_CFG_SCALE):
             raise ValueError(f"CFG scale must be a number from 0 to {MAX_CFG_SCALE:g} (1 is no guidance), "
                              f"got {self.guidance_scale!r}.")
         if self.classes is None and self.guidance_scale != 1:
@@ -63,6 +62,12 @@ class SamplingRequest:
         if self.classes is None:
             return None
         return [label for label in self.classes for _ in range(self.num_images)]
+
+
+def is_number_in(value, low: float, high: float) -> bool:
+    """True for a finite int or float (not a bool) from low to high."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and low <= value <= high)
 
 
 def require_int(label: str, value, low: int, high: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import queue
 import re
 import secrets
@@ -30,7 +29,7 @@ from PIL import Image
 from ..catalog import TEXT_TO_IMAGE
 from .denoising import to_pil
 from .metadata import format_parameters, parse_parameters, read_parameters, with_parameters
-from .sampling import MAX_SEED, image_seeds, require_int
+from .sampling import MAX_SEED, image_seeds, is_number_in, require_int
 from .schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from .studio import Studio
 
@@ -76,8 +75,7 @@ class TextToImageRequest:
                 raise ValueError(f"{label} must be a multiple of {SIDE_MULTIPLE} from {MIN_SIDE} to {MAX_SIDE} "
                                  f"pixels, got {side!r}.")
         guidance = self.guidance_scale
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) \
-                or not 1 <= guidance <= MAX_GUIDANCE:
+        if not is_number_in(guidance, 1, MAX_GUIDANCE):
             raise ValueError(f"CFG scale must be a number from 1 (no guidance) to {MAX_GUIDANCE}, got {guidance!r}.")
         if self.scheduler not in TEXT_TO_IMAGE_SCHEDULERS:
             raise ValueError(f"Unknown sampler {self.scheduler!r}; "
