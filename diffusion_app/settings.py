@@ -2,7 +2,10 @@
 
 Environment variables (all optional):
     DS_DEVICE           cpu | cuda | cuda:N          (default: cuda when available, else cpu)
-    DS_DTYPE            float32 | float16 | bfloat16 (default: float16 on CUDA, else float32)
+    DS_DTYPE            float32 | float16 | bfloat16 (default: float16 on CUDA; on the CPU bfloat16 where it
+                        is native, else float32: see hardware.py)
+    DS_COMPILE          1 to torch.compile each UNet when it loads (warmed up then; default: off)
+    DS_THREADS          torch intra-op threads (default: the physical cores)
     DS_DATA_DIR         where generated files and jobs live (default: ./data)
     DS_MODELS_DIR       bundled models, one save_pretrained folder each (default: ./models)
     DS_MODELS           extra catalog entries, "name=source;name=source" (hub id or local dir)
@@ -34,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from .hardware import default_dtype
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -61,6 +66,8 @@ class Settings:
     offline: bool = False
     clip_configs: tuple[Path, ...] = ()
     memory: MemorySavers = MemorySavers()
+    compile: bool = False
+    threads: int | None = None
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -72,6 +79,9 @@ class Settings:
         if self.memory.cpu_offload and not self.device.startswith("cuda"):
             raise ValueError(f"Model CPU offload (DS_CPU_OFFLOAD, --cpu-offload) needs a CUDA device, "
                              f"not {self.device!r}.")
+        if self.compile and self.memory.cpu_offload:
+            raise ValueError("Compilation (DS_COMPILE) and model CPU offload (DS_CPU_OFFLOAD) do not combine: "
+                             "offload moves the weights a compiled graph holds on to.")
     training_enabled: bool = True
     training_auth: tuple[tuple[str, str], ...] = ()
     max_upload_mb: int = 500
@@ -88,11 +98,10 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         device = env.get("DS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-        default_dtype = "float16" if device.startswith("cuda") else "float32"
         max_gb = env.get("DS_CACHE_MAX_GB")
         return cls(
             device=device,
-            dtype=parse_dtype(env.get("DS_DTYPE", default_dtype)),
+            dtype=parse_dtype(env["DS_DTYPE"]) if env.get("DS_DTYPE") else default_dtype(device),
             data_dir=Path(env.get("DS_DATA_DIR", REPO_ROOT / "data")).resolve(),
             models_dir=Path(env.get("DS_MODELS_DIR", REPO_ROOT / "models")).resolve(),
             extra_models=tuple(parse_model_spec(s) for s in env.get("DS_MODELS", "").split(";") if s.strip()),
@@ -103,6 +112,8 @@ class Settings:
             clip_configs=tuple(Path(p).resolve() for p in env.get("DS_CLIP_CONFIGS", "").split(os.pathsep) if p),
             memory=MemorySavers(**{name: env.get(f"DS_{name.upper()}", "").lower() in TRUE_WORDS
                                    for name in MEMORY_SAVERS}),
+            compile=env.get("DS_COMPILE", "").lower() in TRUE_WORDS,
+            threads=positive_int(env["DS_THREADS"], "DS_THREADS") if env.get("DS_THREADS") else None,
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", 7860)),
             queue_size=positive_int(env.get("DS_QUEUE_SIZE", 64), "DS_QUEUE_SIZE"),
@@ -131,10 +142,12 @@ class Settings:
             changes["offline"] = True
         if getattr(args, "mcp_server", False):
             changes["mcp_server"] = True
+        if getattr(args, "compile", False):
+            changes["compile"] = True
         if getattr(args, "add_model", None):
             changes["extra_models"] = self.extra_models + tuple(parse_model_spec(s) for s in args.add_model)
         if "device" in changes and getattr(args, "dtype", None) is None:
-            changes["dtype"] = torch.float16 if changes["device"].startswith("cuda") else torch.float32
+            changes["dtype"] = default_dtype(changes["device"])
         if getattr(args, "dtype", None):
             changes["dtype"] = parse_dtype(args.dtype)
         return replace(self, **changes)
@@ -142,7 +155,8 @@ class Settings:
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), help="weights dtype (default: float16 on CUDA)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES),
+                        help="weights dtype (default: float16 on CUDA, bfloat16 on CPUs that compute it natively)")
     parser.add_argument("--data-dir", type=lambda p: Path(p).resolve(), help="generated files and jobs")
     parser.add_argument("--models-dir", type=lambda p: Path(p).resolve(), help="bundled model folders")
     for name, help_text in MEMORY_SAVERS.items():
@@ -150,6 +164,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--add-model", action="append", metavar="NAME=SOURCE",
                         help="add a catalog entry: a hub id or a local save_pretrained folder (repeatable)")
     parser.add_argument("--offline", action="store_true", help="never reach a model hub")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile each UNet when it loads: faster steps after a slower first load")
     parser.add_argument("--mcp-server", action="store_true", help="also serve the generation tabs as MCP tools")
 
 

@@ -45,7 +45,7 @@ def test_demo_model_is_built_only_when_no_local_model_exists(models_dir, tmp_pat
 
 def test_settings_from_environment():
     settings = Settings.from_env({
-        "DS_DEVICE": "cpu", "DS_CACHE_MAX_MODELS": "2", "DS_CACHE_MAX_GB": "1.5", "DS_MAX_BATCH": "4",
+        "DS_DEVICE": "cpu", "DS_DTYPE": "float32", "DS_CACHE_MAX_MODELS": "2", "DS_CACHE_MAX_GB": "1.5", "DS_MAX_BATCH": "4",
         "DS_MODELS": "a=google/ddpm-cat-256; b=/tmp/b", "HF_HUB_OFFLINE": "1",
         "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7999",
     })

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from ..hardware import trainer_threads
+
 TRAINER_MODULE = "diffusion_app.training.train"
 NICENESS = 10  # the server's requests come first on a shared CPU
 START_TIME_TOLERANCE = 1.0
@@ -34,8 +36,7 @@ def trainer_command(config_file: Path, mixed_precision: str, cpu: bool) -> list[
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1",
                "--mixed_precision", mixed_precision, "--dynamo_backend", "no"]
     if cpu:
-        threads = max(1, (psutil.cpu_count(logical=False) or 1) - 1)  # a core stays with the app's requests
-        command += ["--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", str(threads)]
+        command += ["--cpu", "--num_processes", "1", "--num_cpu_threads_per_process", str(trainer_threads())]
     command += ["-m", TRAINER_MODULE, "--config", str(config_file)]
     nice = shutil.which("nice")
     return [nice, "-n", str(NICENESS), *command] if nice else command

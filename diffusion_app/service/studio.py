@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..catalog import Catalog, build_catalog
 from ..demo_model import ensure_offline_model
+from ..hardware import configure_threads
 from ..settings import Settings
 from .cache import PipelineCache
 from .clip_models import CLIP_KEY_PREFIX, ClipSpec, LoadedClip, load_clip
 from .loading import load_pipeline
+
+logger = logging.getLogger(__name__)
 
 
 class Studio:
@@ -36,10 +41,14 @@ class Studio:
                              self.settings.clip_configs)
         entry = self.catalog.get(name)
         return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline,
-                             self.settings.memory)
+                             self.settings.memory, self.settings.compile)
 
 
 def open_studio(settings: Settings) -> Studio:
-    """The studio the app and the CLI use: with an offline model guaranteed, even on a bare checkout."""
+    """The studio the app and the CLI use: torch's threads set for the machine, and an offline model
+    guaranteed, even on a bare checkout."""
+    logger.info(configure_threads(settings.threads))
+    logger.info("models run on %s in %s%s", settings.device, str(settings.dtype).removeprefix("torch."),
+                ", compiled when they load" if settings.compile else "")
     ensure_offline_model([settings.models_dir, settings.local_models_dir], settings.local_models_dir)
     return Studio(settings)
