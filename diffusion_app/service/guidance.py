@@ -18,7 +18,7 @@ import torch
 from diffusers import DDIMScheduler
 from PIL import Image, ImageColor
 
-from .denoising import DenoiseStep
+from .denoising import DenoiseStep, run_unet
 from .sampling import SamplingRequest, SamplingRun, is_number_in, require_int
 from .studio import Studio
 
@@ -136,7 +136,7 @@ def guided_denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators
                                              scratch, step_options)
         else:
             with torch.no_grad():
-                noise_pred = unet(sample, t).sample
+                noise_pred = run_unet(unet, sample, t)
         with torch.no_grad():
             output = scheduler.step(noise_pred, t, sample, generator=generators, **step_options)
         sample = output.prev_sample
@@ -150,7 +150,7 @@ def guide(unet, scheduler, sample: torch.Tensor, t: torch.Tensor, objective: Obj
     steering = guidance.scale > 0
     sample = sample.detach().requires_grad_(steering)
     with torch.set_grad_enabled(steering and guidance.method == EXACT):
-        noise_pred = unet(sample, t).sample
+        noise_pred = run_unet(unet, sample, t)
     with torch.set_grad_enabled(steering):
         # Only x0 is used: noise this call may draw comes from a scratch generator, so the images'
         # generators advance exactly as they do without guidance.

@@ -10,6 +10,7 @@ from diffusers.utils import logging as diffusers_logging
 
 from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, ModelEntry
 from ..settings import MemorySavers
+from .compilation import compile_unet, uses_channels_last
 from .digits import ClassConditionalPipeline
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ PIPELINE_CLASSES = {CLASS_CONDITIONAL: ClassConditionalPipeline, TEXT_TO_IMAGE: 
 
 
 def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: bool = False,
-                  memory: MemorySavers = MemorySavers()) -> DiffusionPipeline:
-    """from_pretrained + memory savers + device/dtype placement; failures become ModelUnavailableError."""
+                  memory: MemorySavers = MemorySavers(), compile: bool = False) -> DiffusionPipeline:
+    """from_pretrained + memory savers + device/dtype placement (+ compilation); failures become
+    ModelUnavailableError."""
     pipeline_class = PIPELINE_CLASSES.get(entry.kind, DiffusionPipeline)
     try:
         pipeline = pipeline_class.from_pretrained(entry.source, dtype=dtype, local_files_only=offline)
@@ -46,7 +48,12 @@ def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: b
         logger.warning("loading %s failed: %s", entry.name, err)
         raise ModelUnavailableError(unavailable_message(entry, str(err).splitlines()[0])) from err
     pipeline.set_progress_bar_config(disable=True)
-    return place(pipeline, device, memory)
+    pipeline = place(pipeline, device, memory)
+    if uses_channels_last(device, compile):
+        pipeline.unet.to(memory_format=torch.channels_last)
+    if compile:
+        compile_unet(pipeline, device)
+    return pipeline
 
 
 def place(pipeline: DiffusionPipeline, device: str, memory: MemorySavers) -> DiffusionPipeline:
