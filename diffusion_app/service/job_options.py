@@ -6,6 +6,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, replace
 
+from ..hardware import default_mixed_precision
 from ..training.config import MIXED_PRECISION, TrainingConfig
 
 MODEL_SIZES = {
@@ -40,11 +41,15 @@ class JobOptions:
     checkpoint_every: int = 250
 
 
-PRESETS = {
-    "Quick test": JobOptions(name="", model_size="tiny", resolution=16, steps=20, batch_size=8, learning_rate=1e-3,
-                             sample_every=10, sample_steps=20, checkpoint_every=10),
-    "Standard": JobOptions(name=""),
-}
+def presets(device: str) -> dict[str, JobOptions]:
+    """The Training tab's presets, in the mixed precision that is fastest on the device jobs train on."""
+    precision = default_mixed_precision(device)
+    return {
+        "Quick test": JobOptions(name="", model_size="tiny", resolution=16, steps=20, batch_size=8,
+                                 learning_rate=1e-3, mixed_precision=precision, sample_every=10, sample_steps=20,
+                                 checkpoint_every=10),
+        "Standard": JobOptions(name="", mixed_precision=precision),
+    }
 
 
 def check_name(name: str) -> str:

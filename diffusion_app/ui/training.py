@@ -17,7 +17,8 @@ import gradio as gr
 import pandas as pd
 
 from ..catalog import CLASS_CONDITIONAL, UNCONDITIONAL
-from ..service.job_options import MAX_RESOLUTION, MIN_RESOLUTION, MODEL_SIZES, PRESETS, JobOptions
+from ..hardware import mixed_precision_help
+from ..service.job_options import MAX_RESOLUTION, MIN_RESOLUTION, MODEL_SIZES, JobOptions, presets
 from ..service.jobs import FINISHED, FAILED, QUEUED, RUNNING, JobManager
 from ..service.studio import Studio
 from ..training.config import MIXED_PRECISION
@@ -58,6 +59,7 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         gr.Markdown("Training is switched off on this server (`DS_TRAINING_ENABLED=0`).")
         return
     credentials = studio.settings.training_auth
+    presets_here = presets(studio.settings.device)
     signed_in = gr.State(not credentials)
     upload_id = gr.State(None)
     listed = gr.State(None)  # the job choices this page shows
@@ -85,9 +87,9 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
                                    elem_classes="pixelated")
 
         gr.Markdown("### 2. Training")
-        defaults = PRESETS["Quick test"]
+        defaults = presets_here["Quick test"]
         with gr.Row():
-            preset = gr.Radio(list(PRESETS), value="Quick test", label="Preset",
+            preset = gr.Radio(list(presets_here), value="Quick test", label="Preset",
                               info="Quick test: a few minutes on a CPU, to check the set-up. Standard: a real run.")
             name = gr.Textbox(label="Job name", info="Also the model's name in the other tabs (renameable).")
         with gr.Row():
@@ -108,7 +110,7 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
             learning_rate = gr.Number(value=defaults.learning_rate, label="Learning rate")
         with gr.Row():
             mixed_precision = gr.Radio(list(MIXED_PRECISION), value=defaults.mixed_precision, label="Mixed precision",
-                                       info="fp16 and bf16 save memory and time on a GPU.")
+                                       info=mixed_precision_help(studio.settings.device))
             use_ema = gr.Checkbox(value=defaults.use_ema, label="EMA weights")
             sample_every = gr.Number(value=defaults.sample_every, precision=0, minimum=0,
                                      label="Sample grid every N steps", info="0: only at the end")
@@ -175,7 +177,7 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         return report_markdown(dataset, size), preview_grid(folder_path, dataset, size)
 
     def apply_preset(preset_name):
-        options = PRESETS[preset_name]
+        options = presets_here[preset_name]
         return (options.model_size, options.resolution, STEPS, options.steps, options.batch_size, options.learning_rate,
                 options.mixed_precision, options.use_ema, options.sample_every, options.sample_steps,
                 options.checkpoint_every)
