@@ -1,4 +1,5 @@
-"""A tiny random-weight Stable Diffusion pipeline with the real CLIP tokenizer, built offline in seconds.
+"""Random-weight Stable Diffusion pipelines with the real CLIP tokenizer, built offline: tiny ones in
+seconds, and one of Stable Diffusion 1.5's full architecture for GPU benchmarks.
 
 Stable Diffusion's tokenizer is OpenAI CLIP's byte-level BPE: 49,408 tokens made of the 256 byte
 symbols, the same with the end-of-word marker, 48,894 merges in rank order, then the start and end
@@ -123,4 +124,27 @@ def build_tiny_sd_pipeline(folder: Path, seed: int = 0, unet_channels: tuple[int
         requires_safety_checker=False,
     )
     pipeline.save_pretrained(folder)
+    return folder
+
+
+def build_sd15_architecture_pipeline(folder: Path, seed: int = 0) -> Path:
+    """Save a random-weight pipeline with Stable Diffusion 1.5's architecture and configs (UNet 860M, CLIP
+    ViT-L/14 text encoder 123M, VAE 84M parameters) in float16: what its speed is measured on where the
+    real weights cannot be downloaded."""
+    folder = Path(folder)
+    tokenizer = clip_tokenizer(folder / "tokenizer")
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
+                        sample_size=512)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=CLIP_CONTEXT_LENGTH, hidden_size=768,
+        intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, projection_dim=768,
+        hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id))
+    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=PNDMScheduler.from_config(SD15_SCHEDULER), safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False)
+    pipeline.to(torch.float16).save_pretrained(folder)
     return folder
