@@ -30,7 +30,8 @@ from dataclasses import replace
 # diffusion_app first: importing it makes torchvision importable where its compiled operators cannot load,
 # which diffusers needs (see diffusion_app/torchvision_compat.py).
 from diffusion_app.catalog import UNCONDITIONAL, UnknownModelError
-from diffusion_app.service.grid import image_grid
+from diffusion_app.hardware import default_dtype
+from diffusion_app.core.grid import image_grid
 from diffusion_app.service.guidance import ColourObjective, Guidance, GuidedRun
 from diffusion_app.service.loading import ModelUnavailableError
 from diffusion_app.service.sampling import SamplingRequest, sample
@@ -169,8 +170,7 @@ def benchmark(args: argparse.Namespace) -> bool:
     started = time.perf_counter()
     settings = Settings.from_env()
     if args.device:
-        settings = replace(settings, device=args.device, dtype=torch.float16 if args.device.startswith("cuda")
-                           else torch.float32)
+        settings = replace(settings, device=args.device, dtype=default_dtype(args.device))
     studio = open_studio(replace(settings, max_batch_size=max(settings.max_batch_size, args.num_images)))
     model = choose_model(studio, args.model)
     request = SamplingRequest(model, num_images=args.num_images, steps=args.steps, seed=args.seed, scheduler="DDIM")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffusion_app.service.grid import image_grid
+from diffusion_app.core.grid import image_grid
 from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings

@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import diffusion_app  # noqa: F401  (first: lets diffusers import where torchvision is CPU-incompatible)
+
 import argparse
 import statistics
 import tempfile
@@ -39,7 +41,7 @@ from diffusers import StableDiffusionPipeline
 
 from diffusion_app.catalog import TEXT_TO_IMAGE, Catalog, ModelEntry, entry_from_spec
 from diffusion_app.service.cache import module_bytes
-from diffusion_app.service.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from diffusion_app.core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from diffusion_app.service.studio import Studio
 from diffusion_app.service.text2img import TextToImageRequest, TextToImageRun
 from diffusion_app.hardware import default_dtype
@@ -189,9 +191,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> int:
         print(f"CUDA allocated after switch {args.switches} vs after switch 1: {last[5]} vs {first[5]}")
     print(f"process RSS after switch {args.switches} vs after switch 1: {last[6]} vs {first[6]} "
           f"(RSS includes memory the allocator keeps for reuse)")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
-
     finite = defaults_vs_plain(args, entries[0], work)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
     failures = []
     if not finite:
@@ -209,8 +210,8 @@ def defaults_vs_plain(args: argparse.Namespace, entry: ModelEntry, work: Path) -
     """(c): it/s of the app at this device's defaults vs a plain pipeline as a notebook loads it; returns whether
     the app's VAE decode stayed finite."""
     plain_dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
-    plain = StableDiffusionPipeline.from_pretrained(entry.source, torch_dtype=plain_dtype).to(args.device)
-    reference = StableDiffusionPipeline.from_pretrained(entry.source, torch_dtype=torch.float32).to(args.device)
+    plain = StableDiffusionPipeline.from_pretrained(entry.source, dtype=plain_dtype).to(args.device)
+    reference = StableDiffusionPipeline.from_pretrained(entry.source, dtype=torch.float32).to(args.device)
     for pipeline in (plain, reference):
         pipeline.set_progress_bar_config(disable=True)
     dtype = default_dtype(args.device)

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from .service.loading import ModelUnavailableError
-from .service.metadata import save_png
+from .core.metadata import save_png
 from .service.sampling import DEFAULT_CFG_SCALE, MAX_STEPS, SamplingRequest, sample
-from .service.schedulers import UNCONDITIONAL_SCHEDULERS
+from .core.schedulers import UNCONDITIONAL_SCHEDULERS
 from .service.studio import open_studio
 from .settings import Settings, add_cli_arguments
 from .training import config as training_config

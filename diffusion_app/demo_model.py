@@ -12,7 +12,7 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
 from .catalog import UNCONDITIONAL, local_entries
-from .service.digits import ClassConditionalPipeline
+from .core.class_conditional import ClassConditionalPipeline
 
 DEMO_MODEL_NAME = "demo-random-32"
 

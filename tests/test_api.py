@@ -8,7 +8,7 @@ from gradio_client.utils import Status
 from PIL import Image
 
 from conftest import cancel_and_wait, wait_for_first_output
-from diffusion_app.service.metadata import parse_parameters, read_parameters
+from diffusion_app.core.metadata import parse_parameters, read_parameters
 from diffusion_app.service.sampling import DEFAULT_CFG_SCALE
 
 

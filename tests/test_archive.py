@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from diffusion_app.service.archive import MAX_AGE_SECONDS, zip_images
-from diffusion_app.service.metadata import read_parameters, save_png, with_parameters
+from diffusion_app.core.metadata import read_parameters, save_png, with_parameters
 
 
 def test_zip_keeps_each_png_and_its_parameters(tmp_path):

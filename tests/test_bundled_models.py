@@ -9,7 +9,7 @@ from diffusers import DDPMPipeline
 from safetensors import safe_open
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, UNCONDITIONAL, build_catalog
-from diffusion_app.service.digits import ClassConditionalPipeline
+from diffusion_app.core.class_conditional import ClassConditionalPipeline
 from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings

@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-from diffusion_app.service.metadata import parse_parameters, read_parameters
+from diffusion_app.core.metadata import parse_parameters, read_parameters
 from running_app import REPO_ROOT
 
 

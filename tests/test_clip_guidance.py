@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from diffusion_app.demo_clip import TINY_CLIP_CONFIG, TINY_CLIP_NAME
-from diffusion_app.service.clip_guidance import clip_objective, make_cutouts
+from diffusion_app.core.cutouts import make_cutouts
+from diffusion_app.service.clip_guidance import clip_objective
 from diffusion_app.service.clip_models import ClipSpec
 from diffusion_app.service.guidance import Guidance, GuidedRun
 from diffusion_app.service.loading import ModelUnavailableError
-from diffusion_app.service.metadata import parse_parameters
+from diffusion_app.core.metadata import parse_parameters
 from diffusion_app.service.sampling import SamplingRequest
 from diffusion_app.service.studio import Studio
 

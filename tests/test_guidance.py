@@ -9,7 +9,7 @@ from PIL import Image
 
 from diffusion_app.demo_model import random_unet
 from diffusion_app.service.guidance import ColourObjective, Guidance, GuidedRun, Objective, guide, guided_denoise
-from diffusion_app.service.metadata import parse_parameters
+from diffusion_app.core.metadata import parse_parameters
 from diffusion_app.service.sampling import SamplingRequest, sample
 
 MODEL = "tiny-ddpm"

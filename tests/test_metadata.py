@@ -1,6 +1,6 @@
 from PIL import Image
 
-from diffusion_app.service.metadata import (
+from diffusion_app.core.metadata import (
     format_parameters,
     parse_parameters,
     read_parameters,

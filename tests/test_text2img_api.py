@@ -10,7 +10,7 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from PIL import Image
 
-from diffusion_app.service.metadata import parse_parameters, read_parameters
+from diffusion_app.core.metadata import parse_parameters, read_parameters
 from conftest import TINY_SD_MODEL, cancel_and_wait, wait_for_first_output
 
 HUB_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"

@@ -14,7 +14,7 @@ from diffusers import DDPMPipeline
 from PIL import Image
 from safetensors.torch import load_file
 
-from diffusion_app.service.digits import ClassConditionalPipeline
+from diffusion_app.core.class_conditional import ClassConditionalPipeline
 from diffusion_app.service.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings

@@ -11,7 +11,7 @@ from diffusers.utils import logging as diffusers_logging
 from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, ModelEntry
 from ..settings import MemorySavers
 from .compilation import compile_unet, uses_channels_last
-from .digits import ClassConditionalPipeline
+from ..core.class_conditional import ClassConditionalPipeline
 
 logger = logging.getLogger(__name__)
 diffusers_logging.disable_progress_bar()  # loading bars would fill the server log

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from ..catalog import CLASS_CONDITIONAL, UNCONDITIONAL
-from .denoising import DenoiseStep, denoise, initial_noise, to_pil
-from .grid import image_grid
-from .metadata import format_parameters, with_parameters
-from .schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
+from ..core.denoising import DenoiseStep, denoise, initial_noise, to_pil
+from ..core.grid import image_grid
+from ..core.metadata import format_parameters, with_parameters
+from ..core.schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
 from .studio import Studio
 
 MAX_STEPS = 1000

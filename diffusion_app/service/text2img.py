@@ -27,10 +27,10 @@ from diffusers import DiffusionPipeline
 from PIL import Image
 
 from ..catalog import TEXT_TO_IMAGE
-from .denoising import to_pil
-from .metadata import format_parameters, parse_parameters, read_parameters, with_parameters
+from ..core.denoising import to_pil
+from ..core.metadata import format_parameters, parse_parameters, read_parameters, with_parameters
 from .sampling import MAX_SEED, image_seeds, is_number_in, require_int
-from .schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
+from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from .studio import Studio
 
 logger = logging.getLogger(__name__)

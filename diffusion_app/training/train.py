@@ -32,9 +32,9 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..service.denoising import denoise, initial_noise, to_pil
-from ..service.digits import ClassConditionalPipeline
-from ..service.grid import image_grid
+from ..core.denoising import denoise, initial_noise, to_pil
+from ..core.class_conditional import ClassConditionalPipeline
+from ..core.grid import image_grid
 from .config import TrainingConfig, add_arguments, config_from_args
 from .data import ImageDataset
 

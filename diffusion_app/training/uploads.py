@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..service.grid import image_grid
+from ..core.grid import image_grid
 from .data import IMAGE_SUFFIXES
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")

@@ -8,10 +8,10 @@ from ..catalog import UNCONDITIONAL
 from ..service.clip_guidance import MAX_CUTOUTS, clip_objective
 from ..service.clip_models import (DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, SUGGESTED_ARCHITECTURES,
                                    ClipSpec, clip_config_names)
-from ..service.denoising import to_pil
+from ..core.denoising import to_pil
 from ..service.guidance import GuidedRun
 from ..service.sampling import MAX_STEPS
-from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
                      seed_controls, zip_download)

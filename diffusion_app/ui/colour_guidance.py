@@ -7,10 +7,10 @@ from dataclasses import replace
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
-from ..service.denoising import to_pil
+from ..core.denoising import to_pil
 from ..service.guidance import ColourObjective, GuidedRun
 from ..service.sampling import MAX_STEPS
-from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
                      seed_controls, zip_download)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
-from ..service.denoising import to_pil
+from ..core.denoising import to_pil
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,

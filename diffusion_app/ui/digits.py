@@ -5,10 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import CLASS_CONDITIONAL
-from ..service.denoising import to_pil
-from ..service.grid import image_grid
+from ..core.denoising import to_pil
+from ..core.grid import image_grid
 from ..service.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
-from ..service.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      sampling_request, seed_controls, whole_number, zip_download)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import TEXT_TO_IMAGE
-from ..service.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..service.studio import Studio
 from ..service.text2img import (
     MAX_GUIDANCE,
