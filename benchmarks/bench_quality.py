@@ -30,7 +30,8 @@ from diffusion_app.core.grid import image_grid
 from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
-from diffusion_app.training.data import build_openmoji_folder, image_files, load_image, mnist_arrays
+from diffusion_app.training.data import image_files, load_image
+from diffusion_app.training.packaged_data import build_openmoji_folder, mnist_arrays
 
 ACCURACY_TARGET = 0.90
 DOCS = REPO_ROOT / "docs"

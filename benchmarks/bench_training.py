@@ -44,7 +44,8 @@ from diffusion_app.hardware import default_mixed_precision
 from diffusion_app.service.job_options import presets, training_config
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.data import ImageDataset
-from diffusion_app.training.train import build_unet, train
+from diffusion_app.training.modes.ddpm import build_unet
+from diffusion_app.training.train import train
 from measure import write_random_images
 from report import print_table
 

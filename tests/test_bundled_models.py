@@ -13,7 +13,7 @@ from diffusion_app.core.class_conditional import ClassConditionalPipeline
 from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
-from diffusion_app.training.data import mnist_arrays
+from diffusion_app.training.packaged_data import mnist_arrays
 from running_app import REPO_ROOT
 
 BUNDLED = REPO_ROOT / "models"

@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_app.training.data import (
-    build_mnist_folder,
-    build_openmoji_folder,
-    load_image_folder,
-    mnist_arrays,
-    openmoji_sequences,
-)
+from diffusion_app.training.data import load_image_folder
+from diffusion_app.training.packaged_data import build_mnist_folder, build_openmoji_folder, mnist_arrays, openmoji_sequences
 
 OPENMOJI_LIMIT = 1200
 

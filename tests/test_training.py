@@ -19,7 +19,8 @@ from diffusion_app.service.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.training.config import TrainingConfig
-from diffusion_app.training.train import drop_labels, train
+from diffusion_app.training.modes.ddpm import drop_labels
+from diffusion_app.training.train import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(resolution=16, channels=3, block_out_channels=[8, 16], layers_per_block=1, attention=False,

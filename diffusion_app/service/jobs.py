@@ -30,7 +30,7 @@ from huggingface_hub import try_to_load_from_cache
 
 from ..catalog import UNCONDITIONAL, ModelEntry, UnknownModelError, entry_from_folder
 from ..settings import REPO_ROOT
-from ..training.train import checkpoint_step, latest_checkpoint
+from ..training.checkpoints import checkpoint_step, latest_checkpoint
 from ..training.uploads import REPORT_FILE, DatasetReport, UploadLimits, build_training_folder, ingest_upload
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, JobOptions, check_name, training_config
 from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command

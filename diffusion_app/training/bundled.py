@@ -14,7 +14,7 @@ import torch
 
 from ..hardware import default_mixed_precision
 from .config import TrainingConfig
-from .data import OPENMOJI_ATTRIBUTION, build_mnist_folder, build_openmoji_folder
+from .packaged_data import OPENMOJI_ATTRIBUTION, build_mnist_folder, build_openmoji_folder
 from .train import train
 
 RECIPES = {

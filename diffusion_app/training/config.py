@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MODES = ("ddpm", "text-to-image", "lora", "clip", "vae")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -17,10 +18,23 @@ LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 
 @dataclass
 class TrainingConfig:
-    train_data_dir: str = ""  # imagefolder: images directly inside, or one subfolder per class
+    # What is trained (training/modes/): a pixel-space DDPM UNet, a text-to-image UNet against a Stable
+    # Diffusion pipeline's VAE and text encoder, LoRA adapters on such a pipeline, an open_clip model, or a VAE.
+    mode: str = "ddpm"
+    # Data: an imagefolder (images directly inside, captioned or not, or one subfolder per class), or a
+    # `datasets` dataset (a hub id or a local dataset folder) with the columns named below.
+    train_data_dir: str = ""
+    dataset_name: str | None = None
+    dataset_split: str = "train"
+    image_column: str = "image"
+    caption_column: str | None = "text"
+    label_column: str | None = None
+    instance_prompt: str | None = None  # the caption of images that have none (DreamBooth style)
     output_dir: str = "data/train-output"
-    # Model: from scratch (the architecture below), or fine-tune an unconditional pipeline.
+    # Model: from scratch (the architecture below), or fine-tune a pipeline. text-to-image and LoRA take the
+    # VAE, tokenizer and text encoder (and, unless unet_from_scratch, the UNet) of this Stable Diffusion pipeline.
     pretrained_model: str | None = None  # hub id or local save_pretrained folder
+    unet_from_scratch: bool = False  # text-to-image: a new UNet2DConditionModel of block_out_channels
     class_conditional: bool | None = None  # None: true when the folder has class subfolders
     # Class-conditional: the share of labels replaced by a "no class" label while training, so that
     # one model also predicts unconditionally and can be sampled with classifier-free guidance.
@@ -52,6 +66,20 @@ class TrainingConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "linear"
     prediction_type: str = "epsilon"
+    # Text-to-image and LoRA.
+    caption_dropout_prob: float = 0.1  # captions replaced by "" so the model also learns the unconditional case (CFG)
+    snr_gamma: float | None = None  # Min-SNR loss weighting (Hang et al. 2023); 5.0 is the usual choice
+    lora_rank: int = 4
+    lora_alpha: int = 4
+    train_text_encoder: bool = False  # LoRA: adapters on the text encoder's attention too
+    validation_prompts: list[str] = field(default_factory=list)  # sample grids; default: the first captions
+    validation_guidance_scale: float = 5.0
+    # CLIP (mode "clip"): an open_clip model config JSON; cutouts per image and step.
+    clip_config: str | None = None
+    clip_cutouts: int = 2
+    # VAE (mode "vae").
+    latent_channels: int = 4
+    kl_weight: float = 1e-6
     # Exponential moving average of the weights (the saved pipeline uses the EMA weights).
     use_ema: bool = True
     ema_max_decay: float = 0.9999
@@ -83,6 +111,15 @@ class TrainingConfig:
     def validate(self) -> None:
         """Problems that can be found before any work starts, each with what is allowed."""
         checks = [
+            (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}."),
+            (bool(self.train_data_dir) or bool(self.dataset_name), "Give train_data_dir or dataset_name."),
+            (self.mode not in ("text-to-image", "lora") or bool(self.pretrained_model),
+             f"mode {self.mode!r} needs pretrained_model: the Stable Diffusion pipeline whose VAE and text encoder "
+             "it trains against."),
+            (0 <= self.caption_dropout_prob < 1, "caption_dropout_prob must be at least 0 and below 1."),
+            (self.lora_rank >= 1 and self.lora_alpha >= 1, "lora_rank and lora_alpha must be at least 1."),
+            (self.snr_gamma is None or self.snr_gamma > 0, "snr_gamma must be positive."),
+            (self.mode != "clip" or bool(self.clip_config), "mode 'clip' needs clip_config, an open_clip config JSON."),
             (self.train_batch_size >= 1, f"train_batch_size must be at least 1, got {self.train_batch_size}."),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1."),
             (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}."),
@@ -103,7 +140,7 @@ class TrainingConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        if self.pretrained_model is None:
+        if self.mode == "ddpm" and self.pretrained_model is None:
             factor = 2 ** (len(self.block_out_channels) - 1)
             if self.resolution % factor:
                 raise ValueError(
@@ -122,7 +159,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if hint is bool or hint == bool | None:
             parser.add_argument(flag, type=parse_bool, metavar="true|false", default=None)
         elif typing.get_origin(hint) is list:
-            parser.add_argument(flag, type=int, nargs="+", default=None)
+            parser.add_argument(flag, type=typing.get_args(hint)[0], nargs="+", default=None)
         else:
             base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
             parser.add_argument(flag, type=base, default=None)

