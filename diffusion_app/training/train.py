@@ -122,7 +122,7 @@ def train(config: TrainingConfig) -> Path | None:
             batches = accelerator.skip_first_batches(dataloader, batches_to_skip)
         model.train()
         for batch in batches:
-            with accelerator.accumulate(model), attention_kernels(accelerator):
+            with accelerator.accumulate(model), accelerator.autocast(), attention_kernels(accelerator):
                 loss = mode.loss(model, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
@@ -181,7 +181,7 @@ def write_samples(accelerator, mode, model, ema, output_dir: Path, step: int, pr
     if ema is not None:
         ema.store(parameters)
         ema.copy_to(parameters)
-    with torch.no_grad():
+    with torch.no_grad(), accelerator.autocast():
         grid = mode.sample_grid(unwrapped)
     if ema is not None:
         ema.restore(parameters)
