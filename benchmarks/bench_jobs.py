@@ -107,7 +107,7 @@ def benchmark(args: argparse.Namespace, work: Path, started: float) -> int:
     idle = latencies(cases, args.repeats)
     jobs = JobManager(studio).start()
     try:
-        upload_id, _ = jobs.inspect_upload(write_random_images(work / "images", 64))
+        upload_id, _ = jobs.uploads.inspect(write_random_images(work / "images", 64))
         job = jobs.submit(upload_id, JobOptions(name="bench", model_size=args.model_size, resolution=32,
                                                 steps=args.train_steps, batch_size=args.batch_size,
                                                 sample_every=0, sample_steps=1, checkpoint_every=args.train_steps))

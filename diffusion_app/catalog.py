@@ -14,6 +14,8 @@ UNCONDITIONAL = "unconditional"
 CLASS_CONDITIONAL = "class-conditional"
 TEXT_TO_IMAGE = "text-to-image"
 CLIP = "clip"
+LORA = "lora"  # adapters for a text-to-image model, not a pipeline: the Text to image tab applies them
+LORA_FILE = "lora.json"  # written by the trainer's lora mode beside the weights, naming the base model
 
 # Pipeline class names (model_index.json "_class_name") -> kind.
 PIPELINE_KINDS = {
@@ -31,6 +33,7 @@ class ModelEntry:
     kind: str
     description: str = ""
     class_names: tuple[str, ...] = ()  # class-conditional models only
+    base_model: str | None = None  # LoRA adapters only: the source of the model they were trained on
 
     @property
     def is_local(self) -> bool:
@@ -39,7 +42,7 @@ class ModelEntry:
     def available_offline(self) -> bool:
         """True when loading needs no network: a local folder, or a hub id already in the HF cache."""
         if self.is_local:
-            return (Path(self.source) / "model_index.json").is_file()
+            return any((Path(self.source) / name).is_file() for name in ("model_index.json", LORA_FILE))
         return isinstance(try_to_load_from_cache(self.source, "model_index.json"), str)
 
 
@@ -116,7 +119,10 @@ class Catalog:
 
 
 def entry_from_folder(folder: Path, name: str | None = None) -> ModelEntry | None:
-    """Describe a save_pretrained pipeline folder, or None when it is not one."""
+    """Describe a save_pretrained pipeline folder or a LoRA folder, or None when it is neither."""
+    if (folder / LORA_FILE).is_file():
+        base = json.loads((folder / LORA_FILE).read_text()).get("base_model")
+        return ModelEntry(name or folder.name, str(folder.resolve()), LORA, f"LoRA for {base}", base_model=base)
     index = folder / "model_index.json"
     if not index.is_file():
         return None

@@ -46,7 +46,7 @@ def upload(manager: JobManager, tmp_path, classes: tuple[str, ...] = (), count: 
         Image.fromarray(rng.integers(0, 256, (20, 16, 3), dtype=np.uint8)).save(path)
         files.append(path)
         names.append(f"{classes[index % len(classes)]}/{index}.png" if classes else f"{index}.png")
-    upload_id, _ = manager.inspect_upload(files, names)
+    upload_id, _ = manager.uploads.inspect(files, names)
     return upload_id
 
 
@@ -206,7 +206,7 @@ def test_a_restart_keeps_the_queue_and_watches_a_trainer_still_running(studio, t
     ({"batch_size": 0}, "Batch size must be a whole number from 1 to 256"),
     ({"learning_rate": -1.0}, "Learning rate must be above 0"),
     ({"mixed_precision": "fp8"}, "Mixed precision must be one of no, fp16, bf16"),
-    ({"base_model": "tiny-digits"}, "is class-conditional; fine-tuning starts from an unconditional model"),
+    ({"base_model": "tiny-digits"}, "is class-conditional; this kind of job starts from an unconditional model"),
     ({"base_model": "google/ddpm-cat-256"}, "is not on this machine and the server runs offline"),
     ({"base_model": "nope"}, "Unknown model 'nope'"),
 ])

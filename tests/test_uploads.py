@@ -15,14 +15,9 @@ import pytest
 from PIL import Image
 
 from diffusion_app.service.jobs import JobManager
-from diffusion_app.training.uploads import (
-    MAX_IMAGE_PIXELS,
-    DatasetReport,
-    UploadLimits,
-    build_training_folder,
-    ingest_upload,
-    preview_grid,
-)
+from diffusion_app.training.dataset_report import DatasetReport, build_training_folder, preview_grid
+from diffusion_app.training.image_checks import MAX_IMAGE_PIXELS
+from diffusion_app.training.uploads import UploadLimits, ingest_upload
 
 LIMITS = UploadLimits(max_bytes=2**20, max_files=50)
 
@@ -72,7 +67,7 @@ def every_file(root: Path) -> set[Path]:
 @pytest.fixture
 def manager(studio) -> JobManager:
     jobs = JobManager(studio)
-    jobs.limits = LIMITS
+    jobs.uploads.limits = LIMITS
     return jobs
 
 
@@ -83,11 +78,11 @@ def ingest(manager, tmp_path):
     def run(files: list[Path], names: list[str] | None = None) -> tuple[Path, DatasetReport]:
         before = every_file(tmp_path)
         try:
-            upload_id, report = manager.inspect_upload(files, names)
+            upload_id, report = manager.uploads.inspect(files, names)
         except ValueError:
             assert every_file(tmp_path) == before, "a refused upload left files behind"
             raise
-        folder = manager.uploads_dir / upload_id
+        folder = manager.uploads.folder / upload_id
         assert all(folder in path.parents for path in every_file(tmp_path) - before)
         return folder, report
 
@@ -188,16 +183,16 @@ def test_zip_bomb_is_refused_before_unpacking(ingest, tmp_path):
 
 def test_uploads_over_the_limits_are_refused(manager, tmp_path):
     files = write_files(tmp_path / "upload", {f"{i}.png": png_bytes(seed=i) for i in range(4)})
-    manager.limits = UploadLimits(max_bytes=2**20, max_files=3)
+    manager.uploads.limits = UploadLimits(max_bytes=2**20, max_files=3)
     with pytest.raises(ValueError, match="The upload has 4 files; at most 3 are allowed"):
-        manager.inspect_upload(files)
+        manager.uploads.inspect(files)
     with pytest.raises(ValueError, match="holds 4 files; at most 3 are allowed"):
-        manager.inspect_upload([write_zip(tmp_path / "many.zip", {f"{i}.png": png_bytes() for i in range(4)})])
-    manager.limits = UploadLimits(max_bytes=1000, max_files=50)
+        manager.uploads.inspect([write_zip(tmp_path / "many.zip", {f"{i}.png": png_bytes() for i in range(4)})])
+    manager.uploads.limits = UploadLimits(max_bytes=1000, max_files=50)
     with pytest.raises(ValueError, match=r"The upload is [\d,]+ bytes; at most 1,000 bytes is allowed"):
-        manager.inspect_upload(files)
+        manager.uploads.inspect(files)
     with pytest.raises(ValueError, match="not a readable .zip file"):
-        manager.inspect_upload([write_files(tmp_path / "fake", {"data.zip": b"PK not really"})[0]])
+        manager.uploads.inspect([write_files(tmp_path / "fake", {"data.zip": b"PK not really"})[0]])
 
 
 def test_every_image_mode_becomes_8_bit_rgb_or_grayscale(ingest, tmp_path):

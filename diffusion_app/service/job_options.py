@@ -9,15 +9,26 @@ from dataclasses import dataclass, replace
 from ..hardware import default_mixed_precision
 from ..training.config import MIXED_PRECISION, TrainingConfig
 
+# What a job trains: the trainer's mode.
+DDPM, TEXT_TO_IMAGE, LORA = "ddpm", "text-to-image", "lora"
+KINDS = {
+    DDPM: "Image model: an unconditional or class-conditional DDPM in pixel space",
+    TEXT_TO_IMAGE: "Text to image: a Stable Diffusion UNet, fine-tuned or from scratch, against a base model's VAE "
+                   "and text encoder",
+    LORA: "LoRA: small adapters on a Stable Diffusion model, which stays as it is",
+}
+TEXT_KINDS = (TEXT_TO_IMAGE, LORA)
 MODEL_SIZES = {
     "tiny": dict(block_out_channels=[16, 32], layers_per_block=1, attention=False),
     "small": dict(block_out_channels=[32, 64, 128], layers_per_block=2, attention=True),
     "medium": dict(block_out_channels=[64, 128, 256, 256], layers_per_block=2, attention=True),
 }
 MIN_RESOLUTION = 8
-MAX_RESOLUTION = 256
+MAX_RESOLUTION = 1024
 MAX_BATCH_SIZE = 256
+MAX_LORA_RANK = 128
 MAX_NAME_LENGTH = 64
+MAX_PROMPT_CHARACTERS = 500
 DATASET_FOLDER = "dataset"
 OUTPUT_FOLDER = "output"
 
@@ -25,7 +36,9 @@ OUTPUT_FOLDER = "output"
 @dataclass(frozen=True)
 class JobOptions:
     name: str
-    base_model: str | None = None  # a catalog model to fine-tune; None trains from scratch
+    kind: str = DDPM
+    base_model: str | None = None  # image model: one to fine-tune (None: from scratch); text kinds: the base pipeline
+    from_scratch: bool = False  # text to image: a new UNet (model_size) instead of the base's
     model_size: str = "small"  # from scratch only
     resolution: int = 32
     grayscale: bool = False
@@ -39,16 +52,31 @@ class JobOptions:
     sample_every: int = 250  # steps between sample grids; 0: only at the end
     sample_steps: int = 50  # DDIM steps of each sample grid
     checkpoint_every: int = 250
+    instance_prompt: str | None = None  # text kinds: the caption of images that have none
+    lora_rank: int = 8
+    train_text_encoder: bool = False
 
 
 def presets(device: str) -> dict[str, JobOptions]:
-    """The Training tab's presets, in the mixed precision that is fastest on the device jobs train on."""
+    """The Training tab's presets, in the mixed precision that is fastest on the device jobs train on. The quick
+    tests finish in minutes on a CPU; the others are real runs (those marked GPU want one)."""
     precision = default_mixed_precision(device)
     return {
         "Quick test": JobOptions(name="", model_size="tiny", resolution=16, steps=20, batch_size=8,
                                  learning_rate=1e-3, mixed_precision=precision, sample_every=10, sample_steps=20,
                                  checkpoint_every=10),
         "Standard": JobOptions(name="", mixed_precision=precision),
+        "LoRA, quick test": JobOptions(name="", kind=LORA, steps=20, batch_size=2, learning_rate=1e-3, lora_rank=4,
+                                       mixed_precision=precision, use_ema=False, sample_every=10, sample_steps=10,
+                                       checkpoint_every=10),
+        "LoRA (GPU)": JobOptions(name="", kind=LORA, steps=1500, batch_size=4, learning_rate=1e-4, lora_rank=16,
+                                 mixed_precision=precision, use_ema=False, sample_every=250, sample_steps=25),
+        "Text to image from scratch, quick test": JobOptions(
+            name="", kind=TEXT_TO_IMAGE, from_scratch=True, model_size="tiny", steps=20, batch_size=4,
+            learning_rate=1e-3, mixed_precision=precision, sample_every=10, sample_steps=10, checkpoint_every=10),
+        "Text to image fine-tune (GPU)": JobOptions(
+            name="", kind=TEXT_TO_IMAGE, steps=2000, batch_size=8, learning_rate=1e-5, mixed_precision=precision,
+            sample_every=250, sample_steps=25),
     }
 
 
@@ -72,8 +100,10 @@ def training_config(options: JobOptions, images: int, max_train_steps: int,
                     pretrained_model: str | None = None) -> TrainingConfig:
     """The trainer's config, with paths relative to the job's folder (the trainer runs there).
 
-    images: how many the dataset holds; pretrained_model: the base model's source when fine-tuning.
+    images: how many the dataset holds; pretrained_model: the base model's source (fine-tuning, text kinds).
     """
+    if options.kind not in KINDS:
+        raise ValueError(f"Unknown kind of job {options.kind!r}; choose one of {', '.join(KINDS)}.")
     require_range("Resolution", options.resolution, MIN_RESOLUTION, MAX_RESOLUTION)
     require_range("Batch size", options.batch_size, 1, MAX_BATCH_SIZE)
     if (options.steps is None) == (options.epochs is None):
@@ -93,15 +123,22 @@ def training_config(options: JobOptions, images: int, max_train_steps: int,
     require_range("Sample interval", options.sample_every, 0, max_train_steps)
     require_range("Sample grid steps", options.sample_steps, 1, 1000)
     require_range("Checkpoint interval", options.checkpoint_every, 1, max_train_steps)
+    require_range("LoRA rank", options.lora_rank, 1, MAX_LORA_RANK)
     if options.model_size not in MODEL_SIZES:
         raise ValueError(f"Model size must be one of {', '.join(MODEL_SIZES)}.")
+    if options.instance_prompt is not None and len(options.instance_prompt) > MAX_PROMPT_CHARACTERS:
+        raise ValueError(f"The instance prompt may have at most {MAX_PROMPT_CHARACTERS} characters.")
+    if options.kind in TEXT_KINDS and pretrained_model is None:
+        raise ValueError("Choose the Stable Diffusion model to train against (text to image and LoRA need its VAE "
+                         "and text encoder).")
 
     config = TrainingConfig(
+        mode=options.kind,
         train_data_dir=DATASET_FOLDER,
         output_dir=OUTPUT_FOLDER,
         class_conditional=options.class_conditional,
         resolution=options.resolution,
-        channels=1 if options.grayscale else 3,
+        channels=1 if options.grayscale and options.kind == DDPM else 3,
         **MODEL_SIZES[options.model_size],
         train_batch_size=options.batch_size,
         learning_rate=options.learning_rate,
@@ -115,6 +152,12 @@ def training_config(options: JobOptions, images: int, max_train_steps: int,
         save_images_steps=options.sample_every,
         sample_inference_steps=options.sample_steps,
         log_every_steps=max(1, min(10, steps // 100)),
+        instance_prompt=(options.instance_prompt or "").strip() or None,
+        unet_from_scratch=options.from_scratch,
+        lora_rank=options.lora_rank,
+        lora_alpha=options.lora_rank,
+        train_text_encoder=options.train_text_encoder,
+        save_precision="fp16" if options.kind in TEXT_KINDS else "fp32",
     )
     if pretrained_model is not None:
         if options.class_conditional:

@@ -17,7 +17,7 @@ class JobProgress:
     images_per_s: float | None = None
     steps_per_s: float | None = None  # wall-clock rate of the current run, samples and checkpoints included
     samples: Path | None = None  # the latest sample grid
-    finished_pipeline: Path | None = None  # set by this run's "finished" event
+    finished_pipeline: Path | None = None  # the model folder named by this run's "finished" event
     stopped: bool = False  # this run saved a checkpoint on SIGTERM and exited
 
     @property
@@ -64,6 +64,6 @@ def read_progress(path: Path, run_started: float | None = None) -> JobProgress:
         images_per_s=rows[-1]["images_per_s"] if rows else None,
         steps_per_s=rate,
         samples=folder / "samples" / Path(samples[-1]["path"]).name if samples else None,
-        finished_pipeline=folder / "pipeline" if finished else None,
+        finished_pipeline=folder / Path(finished[-1]["pipeline"]).name if finished else None,
         stopped=any(r.get("event") == "stopped" for r in current),
     )

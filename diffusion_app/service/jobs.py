@@ -14,28 +14,26 @@ and running jobs whose trainer is gone become interrupted. Resume continues from
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import re
 import shutil
 import threading
 import time
-import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Sequence
 
-from huggingface_hub import try_to_load_from_cache
-
-from ..catalog import UNCONDITIONAL, ModelEntry, UnknownModelError, entry_from_folder
+from ..catalog import UnknownModelError, entry_from_folder
 from ..settings import REPO_ROOT
 from ..training.checkpoints import checkpoint_step, latest_checkpoint
-from ..training.uploads import REPORT_FILE, DatasetReport, UploadLimits, build_training_folder, ingest_upload
+from ..training.dataset_report import build_training_folder
+from ..training.uploads import UploadLimits
+from .job_base_models import base_model
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, JobOptions, check_name, training_config
 from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
 from .job_progress import JobProgress, read_progress
 from .job_store import Job, JobStore
+from .job_uploads import UploadArea
 from .studio import Studio
 
 logger = logging.getLogger(__name__)
@@ -46,11 +44,9 @@ RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
 POLL_SECONDS = 1.0
 CANCEL_GRACE_SECONDS = 60.0  # then the whole process group is killed
 SHUTDOWN_GRACE_SECONDS = 10.0  # for running trainers to checkpoint when the server stops
-UPLOAD_MAX_AGE_SECONDS = 24 * 3600  # uploads never turned into a job are removed after this
 CONFIG_FILE = "job.json"
 LOG_FILE = "train.log"
 LOG_TAIL_BYTES = 16_384
-UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -59,9 +55,9 @@ class JobManager:
         self.studio = studio
         self.settings = studio.settings
         self.jobs_dir = self.settings.data_dir / "jobs"
-        self.uploads_dir = self.settings.data_dir / "uploads"
+        self.uploads = UploadArea(self.settings.data_dir / "uploads", UploadLimits.from_settings(self.settings),
+                                  self.settings.offline)
         self.store = JobStore(self.jobs_dir / "jobs.db")
-        self.limits = UploadLimits.from_settings(self.settings)
         self._children = {}  # job id -> subprocess.Popen of the trainers this manager started
         self._progress = {}  # job id -> (what the progress file looked like, JobProgress read from it)
         self._lock = threading.RLock()
@@ -104,7 +100,7 @@ class JobManager:
                     self._settle(job, returncode=None)
             for job in self.store.with_status(FINISHED):
                 self._register(job)
-        self._remove_stale_uploads()
+        self.uploads.remove_stale()
 
     def poll(self) -> None:
         """One round: settle exited trainers, then start queued jobs while there is room."""
@@ -170,7 +166,7 @@ class JobManager:
         resume = (f"resume continues from its checkpoint at step {checkpoint}" if checkpoint
                   else "resume starts it again from the beginning")
         at_step = f"at step {progress.step}"
-        if progress.finished_pipeline and (progress.finished_pipeline / "model_index.json").is_file():
+        if progress.finished_pipeline and entry_from_folder(progress.finished_pipeline) is not None:
             status, message = FINISHED, None
         elif job.cancel_requested:
             status, message = CANCELLED, f"Cancelled {at_step}; {resume}."
@@ -187,40 +183,15 @@ class JobManager:
         if status == FINISHED:
             self._register(job)
 
-    # Uploads and submitting.
-
-    def inspect_upload(self, files: Sequence[str | Path], names: Sequence[str] | None = None
-                       ) -> tuple[str, DatasetReport]:
-        """Check an upload into a folder of its own; returns its id (for submit) and its report."""
-        self._remove_stale_uploads()
-        upload_id = uuid.uuid4().hex
-        folder = self.uploads_dir / upload_id
-        try:
-            return upload_id, ingest_upload(files, folder, self.limits, names)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-
-    def upload(self, upload_id: str | None) -> tuple[Path, DatasetReport]:
-        folder = self.uploads_dir / (upload_id or "")
-        if not UPLOAD_ID.fullmatch(upload_id or "") or not (folder / REPORT_FILE).is_file():
-            raise ValueError("Upload a folder of images or a .zip first (uploads are kept for a day).")
-        return folder, DatasetReport.load(folder)
-
-    def _remove_stale_uploads(self) -> None:
-        if not self.uploads_dir.is_dir():
-            return
-        for folder in self.uploads_dir.iterdir():
-            if time.time() - folder.stat().st_mtime > UPLOAD_MAX_AGE_SECONDS:
-                shutil.rmtree(folder, ignore_errors=True)
+    # Submitting.
 
     def submit(self, upload_id: str, options: JobOptions) -> Job:
         """Queue a job on an upload's images that are large enough for the chosen resolution."""
-        upload, report = self.upload(upload_id)
+        upload, report = self.uploads.get(upload_id)
         name = self._free_name(options.name)
         pretrained = None
         if options.base_model:
-            options, pretrained = self._fine_tune(options)
+            options, pretrained = base_model(self.studio, options)
         if options.class_conditional and not report.class_names:
             raise ValueError("Class-conditional training needs one subfolder per class: upload a .zip of a folder "
                              "with a subfolder for each class (folder uploads arrive without their subfolders).")
@@ -253,21 +224,6 @@ class JobManager:
         if job is None or entry.source != str(self.pipeline_folder(job)):
             raise ValueError(f"A model named {name!r} exists already; choose another name.")
         return name
-
-    def _fine_tune(self, options: JobOptions) -> tuple[JobOptions, str]:
-        """The options with the base model's resolution and channels, and the model's source."""
-        entry = self.studio.catalog.get(options.base_model)
-        if entry.kind != UNCONDITIONAL:
-            raise ValueError(f"Model {entry.name!r} is {entry.kind}; fine-tuning starts from an unconditional model.")
-        if self.settings.offline and not entry.available_offline():
-            raise ValueError(f"Model {entry.name!r} is not on this machine and the server runs offline; "
-                             "choose a local model or train from scratch.")
-        unet = unet_config(entry)
-        if unet is not None:
-            size = unet["sample_size"]
-            options = replace(options, resolution=size if isinstance(size, int) else min(size),
-                              grayscale=unet["in_channels"] == 1)
-        return options, entry.source
 
     # Acting on jobs.
 
@@ -351,8 +307,7 @@ class JobManager:
         if taken:
             logger.warning("job #%d's model is not listed: another model is named %r; rename the job", job.id, job.name)
             return
-        self.studio.catalog.register(ModelEntry(entry.name, entry.source, entry.kind, f"trained by job #{job.id}",
-                                                entry.class_names))
+        self.studio.catalog.register(replace(entry, description=f"trained by job #{job.id}"))
 
     def _unregister(self, job: Job) -> None:
         try:
@@ -375,7 +330,9 @@ class JobManager:
         return self.jobs_dir / str(job_id)
 
     def pipeline_folder(self, job: Job) -> Path:
-        return (self.folder(job.id) / OUTPUT_FOLDER / "pipeline").resolve()
+        """The finished model's folder: `pipeline/` (a diffusers pipeline) or `lora/` (LoRA adapters)."""
+        folder = "lora" if job.config.get("mode") == "lora" else "pipeline"
+        return (self.folder(job.id) / OUTPUT_FOLDER / folder).resolve()
 
     def progress(self, job: Job) -> JobProgress:
         """Read again only when the file has changed: the jobs panel asks every few seconds."""
@@ -410,16 +367,6 @@ class JobManager:
 
 def trainer_process(job: Job) -> TrainerProcess:
     return TrainerProcess(job.pid or 0, job.pid_created or 0.0)
-
-
-def unet_config(entry: ModelEntry) -> dict | None:
-    """The UNet config of a local pipeline folder or of a hub model in the local cache; None when unknown."""
-    if entry.is_local:
-        path = Path(entry.source) / "unet" / "config.json"
-    else:
-        cached = try_to_load_from_cache(entry.source, "unet/config.json")
-        path = Path(cached) if isinstance(cached, str) else None
-    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def open_jobs(studio: Studio) -> JobManager | None:

@@ -6,11 +6,15 @@ optionally a caption column (text-to-image) or a label column (class-conditional
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from .captions import METADATA_FILE
 from .data import TrainingItems
+from .dataset_report import DatasetReport
+from .uploads import UploadEntry, UploadLimits, store_dataset
 
 
 def load_split(name: str, split: str = "train"):
@@ -64,3 +68,28 @@ def dataset_items(name: str, split: str, image_column: str, caption_column: str 
         captions = [" ".join(str(text).split()) or None if text is not None else None
                     for text in dataset[caption_column]]
     return TrainingItems(images, labels, class_names, captions)
+
+
+def ingest_dataset(name: str, split: str, image_column: str, caption_column: str | None, label_column: str | None,
+                   destination: Path, limits: UploadLimits) -> DatasetReport:
+    """Store a dataset's images as an upload is stored, through the same checks and report: each row becomes a
+    numbered image (in its class's folder when labelled), its caption a line of a metadata.jsonl."""
+    dataset = load_split(name, split)
+    check_columns(dataset, image_column, caption_column, label_column)
+    if len(dataset) > limits.max_files:
+        raise ValueError(f"Split {split!r} of {name!r} has {len(dataset):,} rows; at most {limits.max_files:,} "
+                         "images are allowed.")
+    images = raw_images(dataset, image_column)
+    if sum(map(len, images)) > limits.max_bytes:
+        raise ValueError(f"The images of {name!r} ({split}) are larger than the upload limit.")
+    folders = [""] * len(images)
+    if label_column:
+        labels, names = label_names(dataset, label_column)
+        folders = [f"{names[label]}/" for label in labels]
+    paths = [PurePosixPath(f"{folder}{index:05d}.png") for index, folder in enumerate(folders)]
+    entries = [UploadEntry(path, len(data), lambda data=data: data) for path, data in zip(paths, images)]
+    if caption_column:
+        lines = "".join(json.dumps({"file_name": str(path), "text": text}) + "\n"
+                        for path, text in zip(paths, dataset[caption_column]) if isinstance(text, str))
+        entries.append(UploadEntry(PurePosixPath(METADATA_FILE), len(lines), lines.encode))
+    return store_dataset(entries, destination, name.rstrip("/").rsplit("/", 1)[-1])

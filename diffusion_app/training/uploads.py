@@ -8,42 +8,26 @@ the report says why.
 
 Layout, as in the imagefolder convention: images at the top level train an unconditional model;
 no image at the top level and one subfolder per class train a class-conditional one. A single
-folder wrapping everything (`train/cat/1.png`) is looked through.
+folder wrapping everything (`train/cat/1.png`) is looked through. Captions come in a metadata.jsonl or
+as a .txt beside each image (captions.py); the report counts them and lists those it could not use.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import re
-import shutil
-import statistics
 import stat
 import unicodedata
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
-import numpy as np
-from PIL import Image, ImageOps
-
-from ..core.grid import image_grid
+from .captions import CAPTION_SUFFIX, METADATA_FILE, match_captions
 from .data import IMAGE_SUFFIXES
+from .dataset_report import IMAGES_FOLDER, AcceptedImage, DatasetReport, SkippedFile
+from .image_checks import STORED_MAX_SIDE, UnusableImage, decode_image, scale_down
 
-IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
-MAX_IMAGE_PIXELS = 40_000_000  # more is refused as a decompression bomb
-MIN_SIDE = 8  # the smallest training resolution
-STORED_MAX_SIDE = 256  # the largest training resolution: stored images are scaled down to it
 ZIP_EXPANSION_LIMIT = 4  # a zip may unpack to at most this many times the upload limit
-IMAGES_FOLDER = "images"
-REPORT_FILE = "report.json"
-SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-PREVIEW_SIZE = 48
-PREVIEW_COLUMNS = 8
-PREVIEW_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -57,85 +41,10 @@ class UploadLimits:
 
 
 @dataclass(frozen=True)
-class AcceptedImage:
-    file: str  # the stored PNG, inside the upload's images folder
-    name: str  # the name it was uploaded under
-    width: int  # original size
-    height: int
-    mode: str  # original PIL mode
-    stored_mode: str  # "RGB" or "L"
-    label: int | None = None
-    note: str | None = None  # how it was converted, when it was
-
-    @property
-    def shorter_side(self) -> int:
-        return min(self.width, self.height)
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    name: str
-    reason: str
-
-
-@dataclass
-class DatasetReport:
-    source: str  # the zip's or the folder's name, for naming the job
-    accepted: list[AcceptedImage] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
-    class_names: list[str] | None = None
-    repeated_names: int = 0  # files that share their name with another (each is kept)
-
-    def usable(self, resolution: int) -> list[AcceptedImage]:
-        """The accepted images that are at least resolution x resolution."""
-        return [image for image in self.accepted if image.shorter_side >= resolution]
-
-    @property
-    def grayscale(self) -> bool:
-        return bool(self.accepted) and all(image.stored_mode == "L" for image in self.accepted)
-
-    def class_counts(self, resolution: int) -> dict[str, int]:
-        counts = dict.fromkeys(self.class_names or (), 0)
-        for image in self.usable(resolution):
-            counts[self.class_names[image.label]] += 1
-        return counts
-
-    def notes(self) -> dict[str, int]:
-        """How many images each conversion touched, e.g. {'RGBA: transparency flattened onto white': 3}."""
-        counts: dict[str, int] = {}
-        for image in self.accepted:
-            if image.note:
-                counts[image.note] = counts.get(image.note, 0) + 1
-        return counts
-
-    def size_summary(self) -> dict[str, tuple[int, int, int]]:
-        """(smallest, median, largest) original width and height."""
-        if not self.accepted:
-            return {}
-        return {axis: (min(values), int(statistics.median(values)), max(values))
-                for axis, values in (("width", [i.width for i in self.accepted]),
-                                     ("height", [i.height for i in self.accepted]))}
-
-    def save(self, folder: Path) -> None:
-        (folder / REPORT_FILE).write_text(json.dumps(asdict(self)))
-
-    @classmethod
-    def load(cls, folder: Path) -> "DatasetReport":
-        values = json.loads((folder / REPORT_FILE).read_text())
-        values["accepted"] = [AcceptedImage(**item) for item in values["accepted"]]
-        values["skipped"] = [SkippedFile(**item) for item in values["skipped"]]
-        return cls(**values)
-
-
-@dataclass(frozen=True)
 class UploadEntry:
     path: PurePosixPath  # its name inside the upload
     size: int
     read: Callable[[], bytes]
-
-
-class UnusableImage(ValueError):
-    pass
 
 
 def ingest_upload(files: Sequence[str | Path], destination: Path, limits: UploadLimits,
@@ -220,20 +129,26 @@ def store_dataset(entries: list[UploadEntry], destination: Path, source: str) ->
         else:
             visible.append(entry)
     images = [e for e in visible if e.path.suffix.lower() in IMAGE_SUFFIXES]
-    not_image = f"not an image file (allowed: {', '.join(IMAGE_SUFFIXES)})"
+    sidecars = {entry.path.with_suffix(CAPTION_SUFFIX) for entry in images}
+    caption_files = [e for e in visible if e.path.name == METADATA_FILE or e.path in sidecars]
+    not_image = (f"not an image file (allowed: {', '.join(IMAGE_SUFFIXES)}), nor a caption (a metadata.jsonl, or a "
+                 f"{CAPTION_SUFFIX} named like its image)")
     for entry in visible:
-        if entry.path.suffix.lower() not in IMAGE_SUFFIXES:
+        if entry not in images and entry not in caption_files:
             report.skipped.append(SkippedFile(str(entry.path), not_image))
     if not images:
         raise ValueError(f"No images in the upload: {len(entries)} file(s), none of them an image "
                          f"({', '.join(IMAGE_SUFFIXES)}).")
+    captions, problems = match_captions([entry.path for entry in images],
+                                        {entry.path: entry.read() for entry in caption_files})
+    report.caption_problems = [SkippedFile(problem.name, problem.reason) for problem in problems]
     paths = layout_paths([entry.path for entry in images])
     report.class_names = class_names(paths)
     names = [entry.path.name for entry in images]
     report.repeated_names = sum(1 for name in names if names.count(name) > 1)
 
     (destination / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
-    for entry, path in zip(images, paths):
+    for entry, path, caption in zip(images, paths, captions):
         try:
             image, original, note = decode_image(entry.read())
         except UnusableImage as err:
@@ -246,7 +161,7 @@ def store_dataset(entries: list[UploadEntry], destination: Path, source: str) ->
         label = report.class_names.index(path.parts[0]) if report.class_names else None
         stored = scale_down(image, STORED_MAX_SIDE)
         stored.save(destination / IMAGES_FOLDER / file)
-        report.accepted.append(AcceptedImage(file, str(entry.path), *original, stored.mode, label, note))
+        report.accepted.append(AcceptedImage(file, str(entry.path), *original, stored.mode, label, note, caption))
     if not report.accepted:
         reasons = sorted({skip.reason for skip in report.skipped})
         raise ValueError(f"None of the {len(images)} image file(s) could be used: {'; '.join(reasons)}.")
@@ -270,109 +185,6 @@ def class_names(paths: list[PurePosixPath]) -> list[str] | None:
         if len(name) > 100 or any(unicodedata.category(c) == "Cc" for c in name):
             raise ValueError(f"Class folder name {name!r} is not usable: use at most 100 printable characters.")
     return names
-
-
-def decode_image(data: bytes) -> tuple[Image.Image, tuple[int, int, str], str | None]:
-    """Decode fully (which finds truncated files), orient by EXIF, convert to 'RGB' or 'L'.
-
-    Returns the image, the uploaded (width, height, mode) and a note on the conversion.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            if opened.format not in IMAGE_FORMATS:
-                raise UnusableImage(f"{opened.format} images are not accepted (use {', '.join(IMAGE_FORMATS)})")
-            width, height = opened.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise UnusableImage(too_many_pixels(width, height))
-            opened.load()
-            mode = opened.mode
-            image, note = training_mode(ImageOps.exif_transpose(opened))
-    except UnusableImage:
-        raise
-    except Image.DecompressionBombError:
-        raise UnusableImage("too many pixels to decode safely (a decompression bomb?)") from None
-    except Exception as err:  # Pillow reports broken files with many exception types
-        raise UnusableImage(f"corrupt, truncated or unreadable image ({type(err).__name__}: {err})") from None
-    if min(width, height) < MIN_SIDE:
-        raise UnusableImage(f"too small: {width}x{height}; the smallest training resolution is {MIN_SIDE}")
-    return image, (width, height, mode), note
-
-
-def too_many_pixels(width: int, height: int) -> str:
-    return (f"{width}x{height} is {width * height:,} pixels, more than {MAX_IMAGE_PIXELS:,} "
-            "(refused as a possible decompression bomb)")
-
-
-def training_mode(image: Image.Image) -> tuple[Image.Image, str | None]:
-    """8-bit 'RGB' or 'L', with a note saying what changed."""
-    mode = image.mode
-    if mode in ("RGB", "L"):
-        return image.copy(), None
-    if mode == "1":
-        return image.convert("L"), "1-bit: converted to grayscale"
-    if mode in SIXTEEN_BIT_MODES:
-        pixels = np.asarray(image, dtype=np.float64) / 257  # 0..65535 -> 0..255
-        return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), "L"), \
-            f"{mode}: 16-bit grayscale scaled to 8 bits"
-    if mode == "P" and "transparency" not in image.info:
-        return image.convert("RGB"), "P: palette converted to RGB"
-    if mode in ALPHA_MODES or mode == "P":
-        target = "L" if mode in ("LA", "La") else "RGB"
-        flat = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-        return flat.convert(target), f"{mode}: transparency flattened onto white"
-    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-        return image.convert("RGB"), f"{mode}: converted to RGB"
-    raise UnusableImage(f"pixel mode {mode} is not supported")
-
-
-def scale_down(image: Image.Image, max_side: int) -> Image.Image:
-    """Shrink so that the shorter side is at most max_side; training never needs more."""
-    scale = max_side / min(image.size)
-    if scale >= 1:
-        return image
-    size = (max(max_side, round(image.width * scale)), max(max_side, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def build_training_folder(upload: Path, report: DatasetReport, resolution: int, target: Path) -> int:
-    """Copy the images usable at this resolution into target, in the imagefolder layout; returns how many."""
-    usable = report.usable(resolution)
-    if not usable:
-        largest = max(image.shorter_side for image in report.accepted)
-        raise ValueError(f"No image is at least {resolution}x{resolution} (the largest shorter side is {largest} px): "
-                         "choose a lower resolution or upload larger images.")
-    for image in usable:
-        folder = target / report.class_names[image.label] if report.class_names else target
-        folder.mkdir(parents=True, exist_ok=True)
-        link_or_copy(upload / IMAGES_FOLDER / image.file, folder / image.file)
-    return len(usable)
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def preview_grid(upload: Path, report: DatasetReport, resolution: int) -> Image.Image:
-    """Thumbnails of the usable images: a row per class (the first classes), else the first few rows."""
-    usable = report.usable(resolution) or report.accepted
-    if report.class_names:
-        chosen = []
-        for label in range(min(len(report.class_names), PREVIEW_ROWS)):
-            row = [image for image in usable if image.label == label][:PREVIEW_COLUMNS]
-            chosen += row + [None] * (PREVIEW_COLUMNS - len(row))
-    else:
-        chosen = usable[: PREVIEW_COLUMNS * PREVIEW_ROWS]
-    blank = Image.new("RGB", (PREVIEW_SIZE, PREVIEW_SIZE), "white")
-    thumbnails = [blank if image is None else thumbnail(upload / IMAGES_FOLDER / image.file) for image in chosen]
-    return image_grid(thumbnails, min(PREVIEW_COLUMNS, len(thumbnails)))
-
-
-def thumbnail(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return ImageOps.fit(image.convert("RGB"), (PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
 
 
 def megabytes(size: int) -> str:

@@ -22,7 +22,7 @@ from ..service.job_options import MAX_RESOLUTION, MIN_RESOLUTION, MODEL_SIZES, J
 from ..service.jobs import FINISHED, FAILED, QUEUED, RUNNING, JobManager
 from ..service.studio import Studio
 from ..training.config import MIXED_PRECISION
-from ..training.uploads import DatasetReport, preview_grid
+from ..training.dataset_report import DatasetReport, preview_grid
 from .common import model_dropdown, number, reports_errors, whole_number
 
 logger = logging.getLogger(__name__)
@@ -160,11 +160,11 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         require_login(allowed)
         size = whole_number(size, "Resolution")
         try:
-            new_id, dataset = jobs.inspect_upload(files if isinstance(files, list) else [files] if files else [])
+            new_id, dataset = jobs.uploads.inspect(files if isinstance(files, list) else [files] if files else [])
         except ValueError as err:
             yield None, f"**Upload refused.** {escape(str(err))}", None, gr.skip(), gr.skip(), gr.skip()
             raise
-        yield (new_id, report_markdown(dataset, size), preview_grid(jobs.uploads_dir / new_id, dataset, size),
+        yield (new_id, report_markdown(dataset, size), preview_grid(jobs.uploads.folder / new_id, dataset, size),
                free_job_name(jobs, dataset.source), gr.Checkbox(value=bool(dataset.class_names)),
                gr.Checkbox(value=dataset.grayscale))
 
@@ -172,7 +172,7 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
     def rereport(allowed, current_upload, size):
         if not allowed or not current_upload:
             return gr.skip(), gr.skip()
-        folder_path, dataset = jobs.upload(current_upload)
+        folder_path, dataset = jobs.uploads.get(current_upload)
         size = whole_number(size, "Resolution")
         return report_markdown(dataset, size), preview_grid(folder_path, dataset, size)
 
