@@ -29,7 +29,7 @@ from ..training.checkpoints import checkpoint_step, latest_checkpoint
 from ..training.dataset_report import build_training_folder
 from ..training.uploads import UploadLimits
 from .job_base_models import base_model
-from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, JobOptions, check_name, training_config
+from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
 from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
 from .job_progress import JobProgress, read_progress
 from .job_store import Job, JobStore
@@ -195,10 +195,13 @@ class JobManager:
         if options.class_conditional and not report.class_names:
             raise ValueError("Class-conditional training needs one subfolder per class: upload a .zip of a folder "
                              "with a subfolder for each class (folder uploads arrive without their subfolders).")
+        if options.kind in TEXT_KINDS and not (report.captioned or (options.instance_prompt or "").strip()):
+            raise ValueError("Text to image and LoRA learn from captions, and these images have none: add a "
+                             "metadata.jsonl or .txt captions to the upload, or type an instance prompt.")
         images = len(report.usable(options.resolution))
         config = training_config(options, images, self.settings.max_train_steps, pretrained)
         dataset = {"source": report.source, "images": images, "skipped": len(report.skipped),
-                   "too_small": len(report.accepted) - images,
+                   "too_small": len(report.accepted) - images, "captioned": len(report.captioned),
                    "classes": report.class_names if options.class_conditional else None}
         with self._lock:
             job = self.store.add(name, QUEUED, asdict(config), dataset)

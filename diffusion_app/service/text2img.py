@@ -2,10 +2,11 @@
 
 The cached pipeline's models are shared. A call keeps state on the pipeline object (the scheduler's
 timesteps, the guidance scale, the interrupt flag), so each request calls its own shallow copy of that
-object, holding a scheduler built for the request. The tokenizer keeps state too (a fast tokenizer's
-padding and truncation settings), so requests for one model encode their prompts one at a time. The
-call runs in a worker thread; its `callback_on_step_end` hands every step, and every k-th step a cheap
-preview, to the caller through a queue, and ends the call as soon as the caller stops listening (Stop).
+object, holding a scheduler built for the request. The shared models keep state too: the active LoRA
+adapter and its weight, and a fast tokenizer's padding and truncation settings. So requests for one model
+run their calls one at a time, each with its own adapter (lora_adapters.py). The call runs in a worker
+thread; its `callback_on_step_end` hands every step, and every k-th step a cheap preview, to the caller
+through a queue, and ends the call as soon as the caller stops listening (Stop).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import re
 import secrets
 import threading
 import time
-import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +31,7 @@ from ..core.denoising import to_pil
 from ..core.metadata import format_parameters, parse_parameters, read_parameters, with_parameters
 from .sampling import MAX_SEED, image_seeds, is_number_in, require_int
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
+from .lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
 from .studio import Studio
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class TextToImageRequest:
     num_images: int = 1
     seed: int | None = None  # None draws a random seed, reported in the result
     scheduler: str = "DPM++ 2M"
+    lora: str | None = None  # a catalog LoRA trained on this model
+    lora_weight: float = 1.0  # 0 gives exactly the base model's images
 
     def validated(self, max_batch_size: int) -> "TextToImageRequest":
         """Check every field; return a copy with the seed resolved."""
@@ -77,6 +80,8 @@ class TextToImageRequest:
         guidance = self.guidance_scale
         if not is_number_in(guidance, 1, MAX_GUIDANCE):
             raise ValueError(f"CFG scale must be a number from 1 (no guidance) to {MAX_GUIDANCE}, got {guidance!r}.")
+        if not is_number_in(self.lora_weight, 0, MAX_LORA_WEIGHT):
+            raise ValueError(f"LoRA weight must be a number from 0 to {MAX_LORA_WEIGHT:g}, got {self.lora_weight!r}.")
         if self.scheduler not in TEXT_TO_IMAGE_SCHEDULERS:
             raise ValueError(f"Unknown sampler {self.scheduler!r}; "
                              f"choose one of {', '.join(TEXT_TO_IMAGE_SCHEDULERS)}.")
@@ -107,13 +112,15 @@ class TextToImageRun:
         self.request = request.validated(studio.settings.max_batch_size)
         require_int("Preview interval", preview_every, 0, MAX_STEPS)
         studio.catalog.find_or_add(self.request.model, TEXT_TO_IMAGE)
+        check_lora(studio, self.request.lora, self.request.lora_weight, self.request.model)
         shared = studio.pipeline(self.request.model, TEXT_TO_IMAGE)
+        self.studio = studio
         scheduler = make_scheduler(self.request.scheduler, shared.scheduler.config, TEXT_TO_IMAGE_SCHEDULERS)
         self.pipeline = pipeline_for_request(shared, scheduler)
         self.preview_every = preview_every
         self.seeds = image_seeds(self.request.seed, self.request.num_images)
-        self._encoding = tokenizer_lock(shared.tokenizer)
-        with self._encoding:
+        self._lock = pipeline_lock(shared)
+        with self._lock:
             self.truncated = {
                 label: dropped
                 for label, text in (("Prompt", self.request.prompt), ("Negative prompt", self.request.negative_prompt))
@@ -125,7 +132,6 @@ class TextToImageRun:
         self.steps_done = 0
         self._steps: queue.Queue = queue.Queue()
         self._stopped = threading.Event()
-        self._holds_encoding = False
         self.worker = threading.Thread(target=self._call_pipeline, name="text-to-image", daemon=True)
 
     def __iter__(self) -> Iterator[TextToImageStep]:
@@ -146,9 +152,9 @@ class TextToImageRun:
 
     def _call_pipeline(self) -> None:
         request = self.request
-        self._encoding.acquire()  # released when the first step ends: the prompts are encoded by then
-        self._holds_encoding = True
+        self._lock.acquire()  # for the whole call: the adapters and the tokenizer's settings are shared state
         try:
+            apply_lora(self.studio, self.pipeline, request.lora, request.lora_weight)
             output = self.pipeline(
                 prompt=request.prompt,
                 negative_prompt=request.negative_prompt,
@@ -169,15 +175,9 @@ class TextToImageRun:
         else:
             self._steps.put(output)
         finally:
-            self._release_encoding()
-
-    def _release_encoding(self) -> None:
-        if self._holds_encoding:
-            self._holds_encoding = False
-            self._encoding.release()
+            self._lock.release()
 
     def _on_step_end(self, pipeline: DiffusionPipeline, index: int, timestep, tensors: dict) -> dict:
-        self._release_encoding()
         # Raising (rather than setting pipeline._interrupt) also skips the final VAE decode nobody will see.
         if self._stopped.is_set():
             raise GenerationStopped
@@ -200,6 +200,8 @@ class TextToImageRun:
             "Seed": seed,
             "Size": f"{request.width}x{request.height}",
             "Model": request.model,
+            "LoRA": request.lora or None,
+            "LoRA weight": f"{request.lora_weight:g}" if request.lora else None,
         }, prompt=request.prompt, negative_prompt=request.negative_prompt)
 
 
@@ -212,17 +214,6 @@ def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipel
     pipeline = copy.copy(shared)
     pipeline.scheduler = scheduler
     return pipeline
-
-
-_TOKENIZER_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_TOKENIZER_LOCKS_GUARD = threading.Lock()
-
-
-def tokenizer_lock(tokenizer) -> threading.Lock:
-    """One lock per loaded tokenizer. A fast tokenizer sets its padding and truncation on shared state at
-    each call, so two threads tokenizing at once can get each other's settings (and unpadded prompts)."""
-    with _TOKENIZER_LOCKS_GUARD:
-        return _TOKENIZER_LOCKS.setdefault(tokenizer, threading.Lock())
 
 
 def truncated_part(tokenizer, text: str) -> str | None:
@@ -248,7 +239,8 @@ def generate(studio: Studio, request: TextToImageRequest) -> tuple[list[Image.Im
 
 
 SIZE_PATTERN = re.compile(r"(\d+)x(\d+)")
-NUMBER_FIELDS = {"Steps": ("steps", int), "CFG scale": ("guidance_scale", float), "Seed": ("seed", int)}
+NUMBER_FIELDS = {"Steps": ("steps", int), "CFG scale": ("guidance_scale", float), "Seed": ("seed", int),
+                 "LoRA weight": ("lora_weight", float)}
 
 
 def request_fields(text: str) -> tuple[dict, list[str]]:
@@ -273,6 +265,8 @@ def request_fields(text: str) -> tuple[dict, list[str]]:
         notes.append(f"sampler {parsed['Sampler']!r} is not offered here")
     if "Model" in parsed:
         fields["model"] = parsed["Model"]
+    if "LoRA" in parsed:
+        fields["lora"] = parsed["LoRA"]
     return fields, notes
 
 

@@ -60,16 +60,22 @@ def generation_queue(studio: Studio) -> dict:
     return {"concurrency_id": "generation", "concurrency_limit": studio.settings.concurrency_limit}
 
 
-def model_dropdown(studio: Studio, kind: str, **overrides) -> gr.Dropdown:
+def model_dropdown(studio: Studio, kind: str, none_choice: str | None = None, **overrides) -> gr.Dropdown:
+    """The catalog's models of a kind (after `none_choice`, when the choice may be none)."""
     dropdown = gr.Dropdown(**{
-        "choices": studio.catalog.names(kind),
-        "value": studio.catalog.default(kind),
+        "choices": model_choices(studio, kind, none_choice),
+        "value": "" if none_choice else studio.catalog.default(kind),
         "label": "Model",
         "info": "Bundled models work offline; hub models download on first use when online.",
         **overrides,
     })
     dropdown.model_kind = kind  # model_choices.refresh_model_choices keeps its choices in step with the catalog
+    dropdown.none_choice = none_choice
     return dropdown
+
+
+def model_choices(studio: Studio, kind: str, none_choice: str | None = None) -> list:
+    return ([(none_choice, "")] if none_choice else []) + studio.catalog.names(kind)
 
 
 def seed_controls() -> tuple[gr.Number, gr.Checkbox]:

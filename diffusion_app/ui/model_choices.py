@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..service.studio import Studio
+from .common import model_choices
 
 
 def refresh_model_choices(app: gr.Blocks, studio: Studio, triggers: list) -> None:
@@ -17,7 +18,8 @@ def refresh_model_choices(app: gr.Blocks, studio: Studio, triggers: list) -> Non
     dropdowns = [block for block in app.blocks.values() if getattr(block, "model_kind", None)]
 
     def refresh():
-        return [gr.Dropdown(choices=studio.catalog.names(dropdown.model_kind)) for dropdown in dropdowns]
+        return [gr.Dropdown(choices=model_choices(studio, dropdown.model_kind, dropdown.none_choice))
+                for dropdown in dropdowns]
 
     gr.on(triggers, refresh, outputs=dropdowns, api_name="refresh_models", show_progress="hidden",
           concurrency_limit=None)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..catalog import TEXT_TO_IMAGE
+from ..catalog import LORA, TEXT_TO_IMAGE
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from ..service.lora_adapters import MAX_LORA_WEIGHT
 from ..service.studio import Studio
 from ..service.text2img import (
     MAX_GUIDANCE,
@@ -17,8 +18,8 @@ from ..service.text2img import (
     TextToImageRun,
     request_fields_from_png,
 )
-from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, seed_controls,
-                     whole_number, zip_download)
+from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+                     seed_controls, whole_number, zip_download)
 
 HOW_IT_WORKS = r"""
 Stable Diffusion (Rombach et al. 2022) denoises in the 8x smaller latent space of a VAE. CLIP's text
@@ -72,6 +73,11 @@ def build_tab(studio: Studio) -> None:
                 width = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Width")
                 height = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Height")
             with gr.Row():
+                lora = model_dropdown(studio, LORA, none_choice="None", label="LoRA",
+                                      info="Adapters trained in the Training tab on the chosen model.")
+                lora_weight = gr.Slider(0, MAX_LORA_WEIGHT, value=1.0, step=0.05, label="LoRA weight",
+                                        info="0 gives exactly the model's own images.")
+            with gr.Row():
                 num_images = gr.Slider(1, max_batch, value=1, step=1, label="Number of images")
                 preview_every = gr.Slider(1, 50, value=5, step=1, label="Preview every k steps",
                                           info="Approximated from the latents, without the VAE.")
@@ -89,7 +95,8 @@ def build_tab(studio: Studio) -> None:
 
     @reports_errors
     def generate_text2img(model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
-                          image_height, count, every, seed_value, use_random_seed, progress=gr.Progress()):
+                          image_height, count, every, seed_value, use_random_seed, lora_name="", lora_scale=1.0,
+                          progress=gr.Progress()):
         """Generate images from a text prompt with a Stable Diffusion pipeline.
 
         Args:
@@ -105,6 +112,8 @@ def build_tab(studio: Studio) -> None:
             every: show a preview every this many steps.
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
+            lora_name: a LoRA trained on this model (empty: none).
+            lora_scale: the LoRA's weight, 0-2 (0 gives exactly the model's own images).
         """
         request = TextToImageRequest(
             model=model_name,
@@ -117,6 +126,8 @@ def build_tab(studio: Studio) -> None:
             num_images=whole_number(count, "Number of images"),
             seed=chosen_seed(seed_value, use_random_seed),
             scheduler=scheduler_name,
+            lora=lora_name or None,
+            lora_weight=number(lora_scale, "LoRA weight"),
         )
         progress(0, desc="Loading model")
         generation = TextToImageRun(studio, request, preview_every=whole_number(every, "Preview interval"))
@@ -131,6 +142,7 @@ def build_tab(studio: Studio) -> None:
 
     read_into = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
                  "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
+    read_lora = {"lora": lora, "lora_weight": lora_weight}  # after the message: older API clients unpack 11 values
 
     def read_parameters(path):
         """Read the generation settings from a PNG's parameters chunk (as written by this app or other SD UIs).
@@ -144,30 +156,37 @@ def build_tab(studio: Studio) -> None:
             fields, notes = request_fields_from_png(path)
         except ValueError as err:
             raise gr.Error(str(err)) from err
+        fields["lora"] = fields.get("lora") or ""  # an image made without a LoRA clears the chooser
         values = [fields.get(name, gr.skip()) for name in read_into]
         message = "Settings read from the image" + (f"; not used: {'; '.join(notes)}." if notes else ".")
-        return [*values, False if "seed" in fields else gr.skip(), message]
+        return [*values, False if "seed" in fields else gr.skip(), message,
+                *[fields.get(name, gr.skip()) for name in read_lora]]
 
     model.change(show_status, model, status, api_visibility="private")
+    # The LoRA and its weight come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
-              seed, random_seed]
+              seed, random_seed, lora, lora_weight]
     event = generate.click(generate_text2img, inputs, [gallery, report], api_name="generate_text2img",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
-    png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report], api_name="read_parameters",
+    png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report, *read_lora.values()],
+               api_name="read_parameters",
                concurrency_limit=None)
     if default_model:
         gr.Examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
-                      25, 7.5, 512, 512, 1, 5, 42, False],
-                     [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False]],
+                      25, 7.5, 512, 512, 1, 5, 42, False, "", 1.0],
+                     [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
+                      "", 1.0]],
                     inputs, label="Examples (the model downloads on first use)")
 
 
 def finished_report(generation: TextToImageRun) -> str:
     request = generation.request
     token_limit = generation.pipeline.tokenizer.model_max_length
+    lora = f", LoRA {request.lora} at {request.lora_weight:g}" if request.lora else ""
     lines = [f"Seed {request.seed} (image i uses seed + i) · {request.steps} {request.scheduler} steps, "
-             f"CFG scale {request.guidance_scale:g}, {request.width}x{request.height}, in {generation.seconds:.1f} s"]
+             f"CFG scale {request.guidance_scale:g}, {request.width}x{request.height}{lora}, in "
+             f"{generation.seconds:.1f} s"]
     if request.guidance_scale <= 1 and request.negative_prompt:
         lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")
     for label, dropped in generation.truncated.items():

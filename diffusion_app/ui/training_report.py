@@ -1,0 +1,143 @@
+"""What the Training tab shows: the dataset report, the jobs table and the selected job's status."""
+
+from __future__ import annotations
+
+import html
+import statistics
+import time
+
+from ..catalog import CLASS_CONDITIONAL, LORA, TEXT_TO_IMAGE, UNCONDITIONAL
+from ..service.jobs import FINISHED, QUEUED, RUNNING, JobManager
+from ..training.captions import CLIP_CONTEXT
+from ..training.dataset_report import DatasetReport
+
+SKIPPED_LISTED = 20
+CAPTION_EXAMPLES = 3
+SIDE_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
+TABLE_HEADERS = ["Job", "Name", "Status", "Step", "Progress", "ETA", "Images/s", "Created"]
+KIND_TABS = {UNCONDITIONAL: "Unconditional and DDIM step control", CLASS_CONDITIONAL: "Digits",
+             TEXT_TO_IMAGE: "Text to image", LORA: "Text to image"}
+
+
+def report_markdown(dataset: DatasetReport, resolution: int) -> str:
+    usable = dataset.usable(resolution)
+    lines = [f"**{len(dataset.accepted)} image(s) accepted**, {len(dataset.skipped)} file(s) skipped."]
+    if dataset.class_names:
+        counts = dataset.class_counts(resolution)
+        lines.append(f"{len(counts)} classes: " + ", ".join(f"{escape(n)} ({c})" for n, c in counts.items()))
+    else:
+        lines.append("No class subfolders: an unconditional dataset.")
+    too_small = len(dataset.accepted) - len(usable)
+    lines.append(f"At {resolution}x{resolution}: **{len(usable)} usable**"
+                 + (f"; {too_small} smaller than {resolution} px on their shorter side are left out "
+                    "(lower the resolution to keep them)." if too_small else "."))
+    sizes = dataset.size_summary()
+    lines.append("Sizes: " + ", ".join(f"{axis} {low}–{high} (median {median})"
+                                        for axis, (low, median, high) in sizes.items()))
+    lines.append("Shorter side: " + " · ".join(f"{label}: {count}" for label, count in side_histogram(dataset)))
+    for note, count in dataset.notes().items():
+        lines.append(f"Converted: {count} × {escape(note)}")
+    if dataset.repeated_names:
+        lines.append(f"{dataset.repeated_names} files share their name with another; each is kept.")
+    lines += caption_lines(dataset)
+    text = "  \n".join(lines)
+    if dataset.caption_problems:
+        rows = "\n".join(f"| {escape(problem.name)} | {escape(problem.reason)} |"
+                         for problem in dataset.caption_problems[:SKIPPED_LISTED])
+        more = len(dataset.caption_problems) - SKIPPED_LISTED
+        text += (f"\n\n| Caption not used | Why |\n|---|---|\n{rows}" + (f"\n\n…and {more} more." if more > 0 else ""))
+    if dataset.skipped:
+        rows = "\n".join(f"| {escape(skip.name)} | {escape(skip.reason)} |" for skip in dataset.skipped[:SKIPPED_LISTED])
+        more = len(dataset.skipped) - SKIPPED_LISTED
+        text += f"\n\n| Skipped | Why |\n|---|---|\n{rows}" + (f"\n\n…and {more} more." if more > 0 else "")
+    return text
+
+
+def caption_lines(dataset: DatasetReport) -> list[str]:
+    """How many images have a caption, how long the captions are, which get truncated, and a few examples."""
+    captioned = dataset.captioned
+    if not captioned:
+        return ["No captions: text to image and LoRA need them, or an instance prompt for every image."]
+    lengths = dataset.caption_lengths()
+    missing = len(dataset.accepted) - len(captioned)
+    lines = [f"**Captions: {len(captioned)} of {len(dataset.accepted)} images**"
+             + (f"; {missing} without one take the instance prompt if you type one, else the empty caption "
+                "(they then teach the unconditional prediction)." if missing else ".")]
+    lines.append(f"Caption length: {min(lengths)}–{max(lengths)} tokens (median {statistics.median(lengths):g}).")
+    truncated = dataset.truncated_captions()
+    if truncated:
+        lines.append(f"{truncated} caption(s) are longer than the {CLIP_CONTEXT} tokens Stable Diffusion's text "
+                     "encoder reads: their end is cut off.")
+    examples = "; ".join(f"{escape(image.name)}: “{escape(image.caption)}”" for image in captioned[:CAPTION_EXAMPLES])
+    lines.append(f"Examples: {examples}")
+    return lines
+
+
+def side_histogram(dataset: DatasetReport) -> list[tuple[str, int]]:
+    sides = [image.shorter_side for image in dataset.accepted]
+    edges = (0, *SIDE_BUCKETS, float("inf"))
+    labels = [f"<{SIDE_BUCKETS[0]}"] + [f"{a}–{b - 1}" for a, b in zip(SIDE_BUCKETS, SIDE_BUCKETS[1:])] \
+        + [f"≥{SIDE_BUCKETS[-1]}"]
+    return [(label, sum(low <= side < high for side in sides)) for label, low, high in zip(labels, edges, edges[1:])]
+
+
+def table_row(jobs: JobManager, job) -> list:
+    progress = jobs.progress(job)
+    state = job.status
+    if state == RUNNING and job.cancel_requested:
+        state = "cancelling"
+    elif state == QUEUED:
+        state = f"queued ({ordinal(jobs.queue_position(job))} in line)"
+    total = progress.total_steps
+    return [f"#{job.id}", job.name, state, f"{progress.step}/{total}" if total else "–",
+            f"{progress.fraction:.0%}" if total else "–",
+            duration(progress.eta_seconds) if job.status == RUNNING and progress.eta_seconds is not None else "–",
+            f"{progress.images_per_s:.1f}" if progress.images_per_s else "–",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created))]
+
+
+def status_html(jobs: JobManager, job) -> str:
+    progress = jobs.progress(job)
+    total = progress.total_steps
+    parts = [f"<b>#{job.id} {html.escape(job.name)}</b>: {html.escape(job.status)}"]
+    if total:
+        parts.append(f"step {progress.step}/{total} ({progress.fraction:.0%})")
+    if job.status == RUNNING and progress.eta_seconds is not None:
+        parts.append(f"ETA {duration(progress.eta_seconds)}")
+    if progress.images_per_s:
+        parts.append(f"{progress.images_per_s:.1f} images/s")
+    lines = [" · ".join(parts)]
+    if total:
+        lines.append(f'<progress value="{progress.step}" max="{total}" style="width:100%"></progress>')
+    dataset = job.dataset
+    classes = f", classes {html.escape(', '.join(dataset['classes']))}" if dataset.get("classes") else ""
+    lines.append(f"{dataset['images']} images from {html.escape(dataset['source'])}{classes}; "
+                 f"{job.config['resolution']}x{job.config['resolution']}"
+                 + (f", {'LoRA on' if job.config.get('mode') == 'lora' else 'from'} "
+                    f"{html.escape(job.config['pretrained_model'])}" if job.config["pretrained_model"] else ""))
+    if job.message:
+        lines.append(html.escape(job.message))
+    if job.status == FINISHED:
+        kind = {"lora": LORA, "text-to-image": TEXT_TO_IMAGE}.get(job.config.get("mode"), UNCONDITIONAL)
+        kind = CLASS_CONDITIONAL if dataset.get("classes") else kind
+        where = "LoRA list" if kind == LORA else "model lists"
+        lines.append(f"The model <b>{html.escape(job.name)}</b> is in the {KIND_TABS[kind]} tabs' {where}.")
+    return "<br>".join(lines)
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def ordinal(place: int) -> str:
+    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
+    return f"{place}{suffix}"
+
+
+def escape(text: str) -> str:
+    """Markdown-safe text: user-given names may hold |, *, _, [ or backticks."""
+    return "".join(f"\\{c}" if c in "\\`*_{}[]()#+-.!|<>" else c for c in text)
