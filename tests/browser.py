@@ -81,3 +81,29 @@ def gallery_images(panel, label: str) -> list:
 
 def report_text(panel) -> str:
     return panel.find_element(By.CSS_SELECTOR, "[data-testid=markdown]").text
+
+
+def choose_option(driver, panel, label: str, name: str) -> None:
+    """Open the dropdown with this label until `name` is listed (a tab change refreshes model lists), pick it."""
+    dropdown = panel.find_element(By.CSS_SELECTOR, f"input[aria-label='{label}']")
+
+    def listed(d):
+        dropdown.click()
+        options = d.find_elements(By.XPATH, f"//li[@role='option'][@aria-label='{name}']")
+        if not options:
+            dropdown.send_keys(Keys.ESCAPE)
+        return options
+
+    WebDriverWait(driver, 20, poll_frequency=0.5).until(listed)[0].click()
+    WebDriverWait(driver, 5).until(lambda d: dropdown.get_attribute("value") == name)
+
+
+def field(panel, label: str):
+    """The text or number input of the component with this label."""
+    return panel.find_element(
+        By.XPATH, f".//label[.//*[normalize-space()='{label}']]//*[self::textarea or self::input]")
+
+
+def replace_text(element, text: str) -> None:
+    element.send_keys(Keys.CONTROL, "a")
+    element.send_keys(text, Keys.TAB)

@@ -1,22 +1,26 @@
-"""The Training tab in headless Chromium: upload a folder, train a quick job, generate from the new model."""
+"""The Training tab in headless Chromium: upload a folder (or a captioned zip), train a quick job, generate
+from the new model (or with the new LoRA)."""
 
 from __future__ import annotations
 
 import io
+import zipfile
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import button, gallery_images, open_page, open_tab, report_text
+from browser import (button, choose_option, field, gallery_images, open_page, open_tab, replace_text, report_text,
+                     set_number)
 from test_browser import GENERATION_TIMEOUT, driver  # noqa: F401 (driver: the module-scoped browser fixture)
+from text_training_data import squares_folder
 
 TRAINING_TIMEOUT = 300
 MODEL_NAME = "browser-model"
+LORA_NAME = "browser-lora"
 
 
 @pytest.fixture
@@ -25,32 +29,6 @@ def image_folder(tmp_path):
     for index in range(8):
         Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(tmp_path / f"{index}.png")
     return tmp_path
-
-
-def choose_model(page, panel, name: str) -> None:
-    """Open the Model dropdown until the name is listed (the tab change refreshes the list), then pick it."""
-    model = panel.find_element(By.CSS_SELECTOR, "input[aria-label='Model']")
-
-    def listed(d):
-        model.click()
-        options = d.find_elements(By.XPATH, f"//li[@role='option'][@aria-label='{name}']")
-        if not options:
-            model.send_keys(Keys.ESCAPE)
-        return options
-
-    WebDriverWait(page, 20, poll_frequency=0.5).until(listed)[0].click()
-    WebDriverWait(page, 5).until(lambda d: model.get_attribute("value") == name)
-
-
-def field(panel, label: str):
-    """The text or number input of the component with this label."""
-    return panel.find_element(
-        By.XPATH, f".//label[.//*[normalize-space()='{label}']]//*[self::textarea or self::input]")
-
-
-def replace_text(element, text: str) -> None:
-    element.send_keys(Keys.CONTROL, "a")
-    element.send_keys(text, Keys.TAB)
 
 
 def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_url, image_folder):
@@ -70,7 +48,7 @@ def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_ur
     assert "step 6/6" in panel.text
 
     panel = open_tab(driver, "Unconditional", "Number of images")  # a tab change refreshes the model lists
-    choose_model(driver, panel, MODEL_NAME)
+    choose_option(driver, panel, "Model", MODEL_NAME)
     button(panel, "Generate").click()
     WebDriverWait(driver, GENERATION_TIMEOUT).until(lambda d: "DDPM steps" in report_text(panel))
     images = WebDriverWait(driver, 10).until(lambda d: gallery_images(panel, "Samples"))
@@ -79,3 +57,40 @@ def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_ur
     response.raise_for_status()
     image = Image.open(io.BytesIO(response.content))
     assert image.size == (16, 16) and f"Model: {MODEL_NAME}" in image.info["parameters"]
+
+
+@pytest.fixture
+def captioned_zip(tmp_path):
+    folder = squares_folder(tmp_path / "squares", count=8, size=64)
+    archive = tmp_path / "squares.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(folder.iterdir()):
+            zipped.write(path, path.name)
+    return archive
+
+
+def test_upload_captions_train_a_lora_and_generate_with_it(driver, server_url, captioned_zip):
+    open_page(driver, server_url)
+    panel = open_tab(driver, "Training", "1. Dataset")
+    panel.find_element(By.CSS_SELECTOR, "input[type=file][accept='.zip']").send_keys(str(captioned_zip))
+    WebDriverWait(driver, 60).until(lambda d: "Captions: 8 of 8 images" in panel.text)
+    assert "a red square" in panel.text
+    panel.find_element(By.XPATH, ".//label[normalize-space()='LoRA, quick test']").click()
+    WebDriverWait(driver, 10).until(lambda d: field(panel, "Instance prompt").is_displayed())
+    replace_text(field(panel, "Job name"), LORA_NAME)
+    replace_text(field(panel, "Steps or epochs"), "4")
+    button(panel, "Start training").click()
+    WebDriverWait(driver, 30).until(lambda d: f"{LORA_NAME} is queued" in panel.text.replace("\\", ""))
+    WebDriverWait(driver, TRAINING_TIMEOUT).until(lambda d: f"{LORA_NAME}: finished" in panel.text)
+    assert "LoRA list" in panel.text
+
+    panel = open_tab(driver, "Text to image", "Negative prompt")
+    choose_option(driver, panel, "LoRA", LORA_NAME)
+    field(panel, "Prompt").send_keys("a red square")
+    for label, value in (("Width", 64), ("Height", 64), ("Steps", 3)):
+        set_number(panel, label, value)
+    button(panel, "Generate").click()
+    WebDriverWait(driver, GENERATION_TIMEOUT).until(lambda d: f"LoRA {LORA_NAME} at 1" in panel.text)
+    images = WebDriverWait(driver, 10).until(lambda d: gallery_images(panel, "Images"))
+    response = httpx.get(images[0].get_attribute("src"), timeout=10)
+    assert f"LoRA: {LORA_NAME}, LoRA weight: 1" in Image.open(io.BytesIO(response.content)).info["parameters"]
