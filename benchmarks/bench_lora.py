@@ -8,8 +8,7 @@ and per batch: encode the images with the VAE, sample the latents, noise them at
 captions with the text encoder, predict the noise, MSE, backward, clip_grad_norm_(1.0), optimizer and LR steps.
 The trainer (mode "lora") runs the same model, data, batch size, rank, precision and steps; it encodes the
 images and captions once before the first step, outside the timed windows. Throughput is images/s over
-windows of --log-every steps (the
-first left out), runs alternating.
+windows of --log-every steps (the first left out), runs alternating.
 
 Exits 1 when the trainer's paired images/s ratio to the plain loop is below 0.95.
 """
