@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import argparse
+import copy
 import io
 import statistics
 import time
@@ -117,7 +118,9 @@ def colour_rows(studio: Studio, request: SamplingRequest, scale: float) -> tuple
 
 def time_per_step(studio: Studio, request: SamplingRequest, scale: float, repeats: int) -> list[list]:
     pipeline = studio.pipeline(request.model, UNCONDITIONAL)
-    ddim = DDIMPipeline(unet=pipeline.unet, scheduler=DDIMScheduler.from_config(pipeline.scheduler.config))
+    # Plain diffusers as a notebook runs it: float32 (its DDIMPipeline cannot turn bfloat16 images into numpy).
+    ddim = DDIMPipeline(unet=copy.deepcopy(pipeline.unet).float(),
+                        scheduler=DDIMScheduler.from_config(pipeline.scheduler.config))
     ddim.set_progress_bar_config(disable=True)
     objective = ColourObjective(COLOURS[0])
 
@@ -129,7 +132,7 @@ def time_per_step(studio: Studio, request: SamplingRequest, scale: float, repeat
 
     cases = {
         "unguided (app)": lambda: sample(studio, request)[0],
-        "unguided (diffusers DDIMPipeline)": lambda: ddim(
+        "unguided (diffusers DDIMPipeline, float32)": lambda: ddim(
             batch_size=request.num_images, num_inference_steps=request.steps, eta=0.0, output_type="pil",
             generator=[torch.Generator("cpu").manual_seed(request.seed + i) for i in range(request.num_images)]).images,
         "guided, fast": lambda: guided("fast"),

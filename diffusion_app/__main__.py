@@ -3,7 +3,7 @@
     python -m diffusion_app models
     python -m diffusion_app generate --model NAME --steps N --seed S --out DIR [--classes 3 7 --cfg-scale 3]
     python -m diffusion_app train --config FILE [--any_training_option VALUE ...]
-    python -m diffusion_app bundle digits|openmoji [--work-dir DIR]
+    python -m diffusion_app bundle digits|openmoji|emoji-clip|emoji-t2i [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .core.schedulers import UNCONDITIONAL_SCHEDULERS
 from .service.studio import open_studio
 from .settings import Settings, add_cli_arguments
 from .training import config as training_config
-from .training.bundled import RECIPES, build_bundled_model
+from .training.bundled import BUNDLED_MODELS, build_bundled_model
 from .training.train import train as run_training
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     training_config.add_arguments(trainer)
     trainer.set_defaults(run=train)
     bundler = commands.add_parser("bundle", help="rebuild a bundled model from its packaged dataset")
-    bundler.add_argument("name", choices=list(RECIPES))
+    bundler.add_argument("name", choices=BUNDLED_MODELS)
     bundler.add_argument("--work-dir", type=Path, default=Path("data/bundle"), help="dataset and checkpoints")
     bundler.set_defaults(run=bundle)
     args = parser.parse_args(argv)

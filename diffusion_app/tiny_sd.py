@@ -56,9 +56,10 @@ def write_clip_tokenizer_files(folder: Path) -> Path:
     return folder
 
 
-def clip_tokenizer(folder: Path) -> CLIPTokenizer:
-    """Stable Diffusion's tokenizer (77 tokens, padded with the end token), built from generated files."""
-    return CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(folder), model_max_length=CLIP_CONTEXT_LENGTH)
+def clip_tokenizer(folder: Path, context_length: int = CLIP_CONTEXT_LENGTH) -> CLIPTokenizer:
+    """Stable Diffusion's tokenizer (77 tokens, padded with the end token), built from generated files; a
+    shorter context_length for text encoders trained with one."""
+    return CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(folder), model_max_length=context_length)
 
 
 def tiny_unet(seed: int = 0, block_out_channels: tuple[int, int] = (16, 32)) -> UNet2DConditionModel:

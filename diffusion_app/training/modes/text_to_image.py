@@ -40,7 +40,7 @@ def build_conditional_unet(config: TrainingConfig, base: StableDiffusionPipeline
 class TextToImageMode:
     def __init__(self, config: TrainingConfig, accelerator: Accelerator):
         self.config = config
-        self.base = load_base(config.pretrained_model)
+        self.base = load_base(config.pretrained_model, with_unet=not config.unet_from_scratch)
         self.noise_scheduler = DDPMScheduler.from_config(self.base.scheduler.config,
                                                          prediction_type=config.prediction_type)
         self.model = build_conditional_unet(config, self.base) if config.unet_from_scratch else self.base.unet
