@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import stat
 import struct
 import unicodedata
@@ -270,3 +271,35 @@ def test_ingest_upload_alone_writes_only_into_its_destination(tmp_path):
     out = tmp_path / "out"
     assert every_file(tmp_path) == {archive, out / "report.json", out / "images" / "00000.png",
                                     out / "images" / "00001.png"}
+
+
+def test_captions_in_a_zip_are_reported_and_reach_the_training_folder(ingest, tmp_path):
+    members = {"pets/a.png": png_bytes(seed=1), "pets/b.png": png_bytes(seed=2), "pets/c.png": png_bytes(seed=3),
+               "pets/d.png": png_bytes(seed=4), "pets/a.txt": b"a tabby cat",
+               "pets/metadata.jsonl": b'{"file_name": "b.png", "text": "' + b"a very long caption " * 20 + b'"}\n'
+                                      b'{"file_name": "c.png", "text": ""}\n',
+               "pets/notes.txt": b"not a caption of anything"}
+    folder, report = ingest([write_zip(tmp_path / "pets.zip", members)])
+    assert [image.caption for image in report.accepted] == ["a tabby cat", "a very long caption " * 19 + "a very long caption", None, None]
+    assert [(problem.name, problem.reason) for problem in report.caption_problems] == \
+        [("pets/metadata.jsonl line 2 (c.png)", "empty caption")]
+    assert [skip.name for skip in report.skipped] == ["pets/notes.txt"]
+    assert report.truncated_captions() == 1 and report.caption_lengths()[0] == 5
+    build_training_folder(folder, report, 16, tmp_path / "train")
+    lines = (tmp_path / "train" / "metadata.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines][0] == {"file_name": "00000.png", "text": "a tabby cat"}
+
+
+def test_a_datasets_folder_goes_through_the_same_checks(manager, tmp_path):
+    data = tmp_path / "hub-like"
+    files = write_files(data, {f"{i}.png": png_bytes(seed=i) for i in range(4)})
+    (data / "metadata.jsonl").write_text("".join(json.dumps({"file_name": path.name, "text": f"picture {i}"}) + "\n"
+                                                 for i, path in enumerate(files)))
+    upload_id, report = manager.uploads.inspect_dataset(str(data), "train", "image", "text")
+    assert len(report.accepted) == 4 and [image.caption for image in report.accepted][:2] == ["picture 0", "picture 1"]
+    assert manager.uploads.get(upload_id)[1] == report
+    with pytest.raises(ValueError, match="no caption column 'caption'"):
+        manager.uploads.inspect_dataset(str(data), "train", "image", "caption")
+    manager.uploads.offline = True
+    with pytest.raises(ValueError, match="runs offline .* cannot be downloaded"):
+        manager.uploads.inspect_dataset("huggan/smithsonian_butterflies_subset")
