@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from diffusion_app.storage import keep_hub_cache_in_storage
+
+keep_hub_cache_in_storage()  # first: huggingface_hub reads HF_HOME when it is imported
+
 import argparse
 import logging
 import signal
@@ -26,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env().with_cli_args(parse_args(argv))
     studio = open_studio(settings)
+    if settings.zerogpu:
+        studio.preload(studio.default_models())  # before any request: a GPU call cannot keep what it loads
     app = build_app(studio, open_jobs(studio))
     app.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency_limit)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C: running jobs checkpoint first

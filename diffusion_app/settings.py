@@ -25,6 +25,14 @@ Environment variables (all optional):
     DS_MAX_UPLOAD_IMAGES most files in one training upload (default: 20000)
     DS_MAX_TRAIN_STEPS  most training steps one job may ask for (default: 100000)
     DS_MAX_CONCURRENT_JOBS training jobs that run at the same time; the rest wait in order (default: 1)
+    DS_ZEROGPU          1 to run as on a ZeroGPU Space (default: what the `spaces` package detects)
+    DS_PRELOAD          ZeroGPU: models to load at start-up besides each tab's default, "name;name"
+    DS_GPU_SECONDS_CAP  ZeroGPU: the longest GPU call a request may ask for, in seconds (default: 120)
+    DS_PUBLIC           1 for a public server: catalog models only, jobs per visitor (default: 1 on a Space)
+    DS_ADMINS           public server: user names that see every job and may unload models, "a,b"
+    DS_MAX_JOBS_PER_VISITOR  public server: queued and running jobs one visitor may have (default: 2)
+    DS_MAX_UPLOADS_PER_HOUR  public server: uploads (and hub datasets) one visitor may check an hour (default: 10)
+    DS_ALLOW_HUB_DATASETS    1 to let visitors of a public server train on hub datasets (default: 0 there)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -38,8 +46,7 @@ from pathlib import Path
 import torch
 
 from .hardware import default_dtype
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .storage import REPO_ROOT, default_data_dir
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
@@ -82,12 +89,27 @@ class Settings:
         if self.compile and self.memory.cpu_offload:
             raise ValueError("Compilation (DS_COMPILE) and model CPU offload (DS_CPU_OFFLOAD) do not combine: "
                              "offload moves the weights a compiled graph holds on to.")
+        if self.compile and self.zerogpu:
+            raise ValueError("ZeroGPU does not support torch.compile: leave DS_COMPILE off on a ZeroGPU Space.")
     training_enabled: bool = True
     training_auth: tuple[tuple[str, str], ...] = ()
     max_upload_mb: int = 500
     max_upload_images: int = 20000
     max_train_steps: int = 100000
     max_concurrent_jobs: int = 1
+    zerogpu: bool = False  # generation runs inside @spaces.GPU calls; models load at start-up only
+    preload: tuple[str, ...] = ()
+    gpu_seconds_cap: int = 120
+    public: bool = False  # visitors may be anyone: catalog models only, jobs belong to who started them
+    admins: tuple[str, ...] = ()
+    max_jobs_per_visitor: int = 2
+    max_uploads_per_hour: int = 10
+    allow_hub_datasets: bool = True
+
+    @property
+    def training_device(self) -> str:
+        """Where training jobs run: ZeroGPU lends its GPU to generation calls only, so its jobs train on the CPU."""
+        return "cpu" if self.zerogpu else self.device
 
     @property
     def local_models_dir(self) -> Path:
@@ -97,12 +119,15 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
-        device = env.get("DS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+        zerogpu = flag(env, "DS_ZEROGPU", default=on_zerogpu())
+        on_space = bool(env.get("SPACE_ID"))
+        public = flag(env, "DS_PUBLIC", default=on_space)
+        device = env.get("DS_DEVICE") or ("cuda" if zerogpu or torch.cuda.is_available() else "cpu")
         max_gb = env.get("DS_CACHE_MAX_GB")
         return cls(
             device=device,
             dtype=parse_dtype(env["DS_DTYPE"]) if env.get("DS_DTYPE") else default_dtype(device),
-            data_dir=Path(env.get("DS_DATA_DIR", REPO_ROOT / "data")).resolve(),
+            data_dir=Path(env.get("DS_DATA_DIR") or default_data_dir(env)).resolve(),
             models_dir=Path(env.get("DS_MODELS_DIR", REPO_ROOT / "models")).resolve(),
             extra_models=tuple(parse_model_spec(s) for s in env.get("DS_MODELS", "").split(";") if s.strip()),
             cache_max_models=int(env.get("DS_CACHE_MAX_MODELS", 3)),
@@ -125,6 +150,14 @@ class Settings:
             max_upload_images=int(env.get("DS_MAX_UPLOAD_IMAGES", 20000)),
             max_train_steps=int(env.get("DS_MAX_TRAIN_STEPS", 100000)),
             max_concurrent_jobs=int(env.get("DS_MAX_CONCURRENT_JOBS", 1)),
+            zerogpu=zerogpu,
+            preload=tuple(name.strip() for name in env.get("DS_PRELOAD", "").split(";") if name.strip()),
+            gpu_seconds_cap=positive_int(env.get("DS_GPU_SECONDS_CAP", 120), "DS_GPU_SECONDS_CAP"),
+            public=public,
+            admins=tuple(name.strip() for name in env.get("DS_ADMINS", "").split(",") if name.strip()),
+            max_jobs_per_visitor=positive_int(env.get("DS_MAX_JOBS_PER_VISITOR", 2), "DS_MAX_JOBS_PER_VISITOR"),
+            max_uploads_per_hour=positive_int(env.get("DS_MAX_UPLOADS_PER_HOUR", 10), "DS_MAX_UPLOADS_PER_HOUR"),
+            allow_hub_datasets=flag(env, "DS_ALLOW_HUB_DATASETS", default=not public),
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":
@@ -184,6 +217,20 @@ def parse_dtype(name: str) -> torch.dtype:
         return DTYPES[name]
     except KeyError:
         raise ValueError(f"Unknown dtype {name!r}; use one of {', '.join(DTYPES)}.") from None
+
+
+def flag(env, name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    return value in TRUE_WORDS if value else default
+
+
+def on_zerogpu() -> bool:
+    """What the `spaces` package says: it reads SPACES_ZERO_GPU, which ZeroGPU Spaces set."""
+    try:
+        from spaces.config import Config
+    except ImportError:
+        return False
+    return Config.zero_gpu
 
 
 def positive_int(value, name: str) -> int:

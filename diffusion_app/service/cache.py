@@ -74,6 +74,12 @@ class PipelineCache:
             release_memory()
         return value
 
+    def peek(self, key: str) -> Any | None:
+        """The loaded value, or None; never loads, and counts as no use."""
+        with self._lock:
+            model = self._models.get(key)
+        return None if model is None else model.value
+
     def unload(self, key: str) -> bool:
         with self._lock:
             removed = self._models.pop(key, None) is not None

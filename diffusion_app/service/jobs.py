@@ -127,7 +127,7 @@ class JobManager:
         with (folder / LOG_FILE).open("a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting the trainer ---\n")
         command = trainer_command(folder / CONFIG_FILE, job.config["mixed_precision"],
-                                  cpu=self.settings.device == "cpu")
+                                  cpu=self.settings.training_device == "cpu")
         try:
             child, process = start_trainer(command, folder / LOG_FILE, folder, self._trainer_environment())
         except OSError as err:

@@ -13,7 +13,8 @@ from ..service.guidance import GuidedRun
 from ..service.sampling import MAX_STEPS
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
+from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
+from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
                      seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
@@ -64,6 +65,10 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @runs_on_gpu(studio, lambda model_name, prompt_text, architecture_name, weights_value, scale_value, method_value,
+                 cutout_count, count, step_count, *_, **__: gpu_seconds(
+        UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name),
+        passes=guided_passes(method_value) + cutout_count / CUTOUTS_PER_PASS))
     @reports_errors
     def generate_clip_guidance(model_name, prompt_text, architecture_name, weights_value, scale_value, method_value,
                                cutout_count, count, step_count, scheduler_name, every_value, start_value, end_value,

@@ -12,7 +12,8 @@ from ..service.guidance import ColourObjective, GuidedRun
 from ..service.sampling import MAX_STEPS
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
+from ..service.gpu_time import gpu_seconds, guided_passes
+from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
                      seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
@@ -60,6 +61,9 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, guided_gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @runs_on_gpu(studio, lambda model_name, colour_value, scale_value, method_value, count, step_count, scheduler_name,
+                 compare, *_, **__: gpu_seconds(UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name),
+                                                passes=guided_passes(method_value) + bool(compare)))
     @reports_errors
     def generate_colour_guidance(model_name, colour_value, scale_value, method_value, count, step_count,
                                  scheduler_name, compare, every_value, start_value, end_value, seed_value,

@@ -52,6 +52,29 @@ def reports_errors(handler):
     return wrapper
 
 
+def runs_on_gpu(studio: Studio, estimate):
+    """Decorate a handler that runs a model. On ZeroGPU the GPU exists only inside `@spaces.GPU` calls, each
+    run in a forked process, for the seconds `estimate` (called with the handler's own arguments) says, capped
+    by DS_GPU_SECONDS_CAP; elsewhere the handler is unchanged. `gpu_seconds` stays on it, for the tests that
+    check every model-using handler has it."""
+
+    def seconds(*args, **kwargs) -> int:
+        try:
+            return min(studio.settings.gpu_seconds_cap, estimate(*args, **kwargs))
+        except (TypeError, ValueError):  # inputs the handler will refuse with a message: ask for the least
+            return 1
+
+    def decorate(handler):
+        if studio.settings.zerogpu:
+            import spaces
+
+            handler = spaces.GPU(duration=seconds)(handler)
+        handler.gpu_seconds = seconds
+        return handler
+
+    return decorate
+
+
 def generation_queue(studio: Studio) -> dict:
     """Event options for GPU-heavy work: every tab's Generate shares one concurrency group.
 

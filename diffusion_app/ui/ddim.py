@@ -8,7 +8,8 @@ from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from ..service.gpu_time import gpu_seconds
+from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      sampling_request, seed_controls, whole_number, zip_download)
 
 HOW_IT_WORKS = r"""
@@ -49,6 +50,8 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, noisy)
     how_it_works(HOW_IT_WORKS)
 
+    @runs_on_gpu(studio, lambda model_name, step_count, eta_value, count, *_, **__: gpu_seconds(
+        UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name)))
     @reports_errors
     def generate_ddim(model_name, step_count, eta_value, count, every, seed_value, use_random_seed, progress=gr.Progress()):
         """Sample with a DDIM scheduler, streaming x_t and the predicted clean image every few steps.

@@ -10,7 +10,8 @@ from ..core.grid import image_grid
 from ..service.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from ..service.gpu_time import gpu_seconds
+from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      sampling_request, seed_controls, whole_number, zip_download)
 
 HOW_IT_WORKS = r"""
@@ -71,6 +72,9 @@ def build_tab(studio: Studio) -> None:
         choices = class_choices(studio, model_name)
         return gr.CheckboxGroup(choices=choices, value=[value for _, value in choices])
 
+    @runs_on_gpu(studio, lambda model_name, chosen, count, step_count, scheduler_name, seed_value, use_random_seed,
+                 cfg=DEFAULT_CFG_SCALE, *_, **__: gpu_seconds(CLASS_CONDITIONAL, step_count, len(chosen or ()) * count,
+                                                        studio.sample_pixels(model_name), passes=1 if cfg == 1 else 2))
     @reports_errors
     def generate_digits(model_name, chosen, count, step_count, scheduler_name, seed_value, use_random_seed,
             cfg=DEFAULT_CFG_SCALE, progress=gr.Progress()):

@@ -18,7 +18,8 @@ from ..service.text2img import (
     TextToImageRun,
     request_fields_from_png,
 )
-from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from ..service.gpu_time import gpu_seconds
+from .common import (runs_on_gpu, chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      seed_controls, whole_number, zip_download)
 
 HOW_IT_WORKS = r"""
@@ -93,6 +94,9 @@ def build_tab(studio: Studio) -> None:
                 read_report = gr.Markdown()
     how_it_works(HOW_IT_WORKS)
 
+    @runs_on_gpu(studio, lambda model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
+                 image_height, count, *_, **__: gpu_seconds(
+        TEXT_TO_IMAGE, step_count, count, image_width * image_height // 64, passes=1 if cfg == 1 else 2))
     @reports_errors
     def generate_text2img(model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
                           image_height, count, every, seed_value, use_random_seed, lora_name="", lora_scale=1.0,

@@ -37,7 +37,7 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         gr.Markdown("Training is switched off on this server (`DS_TRAINING_ENABLED=0`).")
         return
     credentials = studio.settings.training_auth
-    presets_here = presets(studio.settings.device)
+    presets_here = presets(studio.settings.training_device)
     signed_in = gr.State(not credentials)
     upload_id = gr.State(None)
 
@@ -49,6 +49,9 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         login = gr.Button("Log in")
 
     with gr.Column(visible=not credentials) as main:
+        if studio.settings.zerogpu:
+            gr.Markdown("On this ZeroGPU Space training runs on the CPU: ZeroGPU lends its GPU to generation "
+                        "requests only. The quick-test presets finish in minutes.")
         gr.Markdown("### 1. Dataset")
         with gr.Row():
             with gr.Column(scale=1):
@@ -107,7 +110,7 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
             learning_rate = gr.Number(value=defaults.learning_rate, label="Learning rate")
         with gr.Row():
             mixed_precision = gr.Radio(list(MIXED_PRECISION), value=defaults.mixed_precision, label="Mixed precision",
-                                       info=mixed_precision_help(studio.settings.device))
+                                       info=mixed_precision_help(studio.settings.training_device))
             use_ema = gr.Checkbox(value=defaults.use_ema, label="EMA weights")
             sample_every = gr.Number(value=defaults.sample_every, precision=0, minimum=0,
                                      label="Sample grid every N steps", info="0: only at the end")

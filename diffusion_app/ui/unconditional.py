@@ -7,8 +7,9 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
-                     seed_controls, zip_download)
+from ..service.gpu_time import gpu_seconds
+from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+                     sampling_request, seed_controls, zip_download)
 
 HOW_IT_WORKS = r"""
 Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
@@ -38,6 +39,8 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @runs_on_gpu(studio, lambda model_name, count, step_count, *_, **__: gpu_seconds(
+        UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name)))
     @reports_errors
     def generate_unconditional(model_name, count, step_count, seed_value, use_random_seed, progress=gr.Progress()):
         """Sample images from an unconditional DDPM model.
