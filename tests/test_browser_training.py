@@ -4,18 +4,21 @@ from the new model (or with the new LoRA)."""
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.common.exceptions import ElementClickInterceptedException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import (button, choose_option, field, gallery_images, open_page, open_tab, replace_text, report_text,
                      set_number)
 from test_browser import GENERATION_TIMEOUT, driver  # noqa: F401 (driver: the module-scoped browser fixture)
+from running_app import running_app
 from text_training_data import squares_folder
 
 TRAINING_TIMEOUT = 300
@@ -94,3 +97,21 @@ def test_upload_captions_train_a_lora_and_generate_with_it(driver, server_url, c
     images = WebDriverWait(driver, 10).until(lambda d: gallery_images(panel, "Images"))
     response = httpx.get(images[0].get_attribute("src"), timeout=10)
     assert f"LoRA: {LORA_NAME}, LoRA weight: 1" in Image.open(io.BytesIO(response.content)).info["parameters"]
+
+
+def test_the_training_tab_asks_for_a_login_first(driver, models_dir, tmp_path):
+    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path / "data"), "DS_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "DS_TRAINING_AUTH": "ada:s3cret"}
+    with running_app(env, tmp_path / "app.log") as url:
+        open_page(driver, url)
+        panel = open_tab(driver, "Training", "needs a login")
+        assert "1. Dataset" not in panel.text
+        replace_text(field(panel, "User name"), "ada")
+        replace_text(field(panel, "Password"), "wrong")
+        button(panel, "Log in").click()
+        WebDriverWait(driver, 10).until(lambda d: "Wrong user name or password" in d.page_source)
+        replace_text(field(panel, "Password"), "s3cret")
+        WebDriverWait(driver, 10, ignored_exceptions=[ElementClickInterceptedException]).until(
+            lambda d: button(panel, "Log in").click() or True)  # once the error's overlay has gone
+        WebDriverWait(driver, 10).until(lambda d: "1. Dataset" in panel.text)
+        assert "needs a login" not in panel.text

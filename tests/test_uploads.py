@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import json
 import stat
 import struct
@@ -300,6 +301,6 @@ def test_a_datasets_folder_goes_through_the_same_checks(manager, tmp_path):
     assert manager.uploads.get(upload_id)[1] == report
     with pytest.raises(ValueError, match="no caption column 'caption'"):
         manager.uploads.inspect_dataset(str(data), "train", "image", "caption")
-    manager.uploads.offline = True
+    manager.uploads.settings = replace(manager.uploads.settings, offline=True)
     with pytest.raises(ValueError, match="runs offline .* cannot be downloaded"):
         manager.uploads.inspect_dataset("huggan/smithsonian_butterflies_subset")

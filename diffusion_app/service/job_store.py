@@ -24,9 +24,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid INTEGER,                      -- the trainer's process group (its launcher's pid) while it runs
     pid_created REAL,                 -- the launcher's start time, so a reused pid is never mistaken for it
     cancel_requested REAL,
-    message TEXT                      -- why it ended as it did
+    message TEXT,                     -- why it ended as it did
+    owner TEXT                        -- on a public server, the visitor who started it
 )
 """
+ADDED_COLUMNS = {"owner": "TEXT"}  # columns later versions added: databases made before get them on opening
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Job:
     pid_created: float | None = None
     cancel_requested: float | None = None
     message: str | None = None
+    owner: str | None = None
 
 
 JSON_COLUMNS = ("config", "dataset")
@@ -61,6 +64,10 @@ class JobStore:
         with self._transaction() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
+            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, sql_type in ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -69,13 +76,14 @@ class JobStore:
             with db:
                 yield db
 
-    def add(self, name: str, status: str, config: dict, dataset: dict) -> Job:
+    def add(self, name: str, status: str, config: dict, dataset: dict, owner: str | None = None) -> Job:
         now = time.time()
         try:
             with self._transaction() as db:
                 cursor = db.execute(
-                    "INSERT INTO jobs (name, status, config, dataset, created, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, status, json.dumps(config), json.dumps(dataset), now, now))
+                    "INSERT INTO jobs (name, status, config, dataset, created, queued_at, owner) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, status, json.dumps(config), json.dumps(dataset), now, now, owner))
         except sqlite3.IntegrityError:
             raise ValueError(f"A job named {name!r} exists already; choose another name.") from None
         return self.get(cursor.lastrowid)

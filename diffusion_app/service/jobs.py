@@ -32,9 +32,10 @@ from .job_base_models import base_model
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
 from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
 from .job_progress import JobProgress, read_progress
-from .job_store import Job, JobStore
+from .job_store import Job, JobStore, UnknownJobError
 from .job_uploads import UploadArea
 from .studio import Studio
+from .visitors import Visitor
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class JobManager:
         self.settings = studio.settings
         self.jobs_dir = self.settings.data_dir / "jobs"
         self.uploads = UploadArea(self.settings.data_dir / "uploads", UploadLimits.from_settings(self.settings),
-                                  self.settings.offline)
+                                  self.settings)
         self.store = JobStore(self.jobs_dir / "jobs.db")
         self._children = {}  # job id -> subprocess.Popen of the trainers this manager started
         self._progress = {}  # job id -> (what the progress file looked like, JobProgress read from it)
@@ -185,9 +186,15 @@ class JobManager:
 
     # Submitting.
 
-    def submit(self, upload_id: str, options: JobOptions) -> Job:
-        """Queue a job on an upload's images that are large enough for the chosen resolution."""
+    def submit(self, upload_id: str, options: JobOptions, visitor: Visitor | None = None) -> Job:
+        """Queue a job on an upload's images that are large enough for the chosen resolution; on a public server
+        it belongs to the visitor, who may have at most DS_MAX_JOBS_PER_VISITOR queued or running."""
         upload, report = self.uploads.get(upload_id)
+        if visitor is not None and not visitor.admin:
+            waiting = [job for job in self.jobs(visitor) if job.status in (QUEUED, RUNNING)]
+            if len(waiting) >= self.settings.max_jobs_per_visitor:
+                raise ValueError(f"You have {len(waiting)} jobs queued or running, the most this server allows one "
+                                 "visitor; start another when one has finished (or cancel one).")
         name = self._free_name(options.name)
         pretrained = None
         if options.base_model:
@@ -204,7 +211,7 @@ class JobManager:
                    "too_small": len(report.accepted) - images, "captioned": len(report.captioned),
                    "classes": report.class_names if options.class_conditional else None}
         with self._lock:
-            job = self.store.add(name, QUEUED, asdict(config), dataset)
+            job = self.store.add(name, QUEUED, asdict(config), dataset, visitor.name if visitor else None)
             folder = self.folder(job.id)
             try:
                 folder.mkdir(parents=True)
@@ -230,10 +237,10 @@ class JobManager:
 
     # Acting on jobs.
 
-    def cancel(self, job_id: int) -> Job:
+    def cancel(self, job_id: int, visitor: Visitor | None = None) -> Job:
         """A queued job is cancelled at once; a running one saves a checkpoint and stops."""
         with self._lock:
-            job = self.store.get(job_id)
+            job = self.job(job_id, visitor)
             if job.status == QUEUED:
                 return self.store.update(job_id, status=CANCELLED, ended_at=time.time(),
                                          message="Cancelled before it started.")
@@ -243,19 +250,19 @@ class JobManager:
             request_stop(trainer_process(job))
             return job
 
-    def resume(self, job_id: int) -> Job:
+    def resume(self, job_id: int, visitor: Visitor | None = None) -> Job:
         """Queue an interrupted, cancelled or failed job again; it continues from its last checkpoint."""
         with self._lock:
-            job = self.store.get(job_id)
+            job = self.job(job_id, visitor)
             if job.status not in RESUMABLE:
                 raise ValueError(f"Job #{job_id} is {job.status}; only {', '.join(RESUMABLE)} jobs can be resumed.")
             return self.store.update(job_id, status=QUEUED, queued_at=time.time(), ended_at=None,
                                      cancel_requested=None, message=None)
 
-    def delete(self, job_id: int) -> None:
+    def delete(self, job_id: int, visitor: Visitor | None = None) -> None:
         """Remove a job that is not running: its row, its folder, and its model from the catalog."""
         with self._lock:
-            job = self.store.get(job_id)
+            job = self.job(job_id, visitor)
             if job.status == RUNNING:
                 raise ValueError(f"Job #{job_id} is running; cancel it before deleting it.")
             self._unregister(job)
@@ -263,10 +270,10 @@ class JobManager:
             self.store.delete(job_id)
         logger.info("job #%d (%s) deleted", job_id, job.name)
 
-    def rename(self, job_id: int, name: str) -> Job:
+    def rename(self, job_id: int, name: str, visitor: Visitor | None = None) -> Job:
         """A new name for the job and for its model in every tab."""
         with self._lock:
-            job = self.store.get(job_id)
+            job = self.job(job_id, visitor)
             name = self._free_name(name, job)
             self._unregister(job)
             job = self.store.update(job_id, name=name)
@@ -274,11 +281,11 @@ class JobManager:
                 self._register(job)
             return job
 
-    def push_to_hub(self, job_id: int, repo_id: str, token: str) -> str:
+    def push_to_hub(self, job_id: int, repo_id: str, token: str, visitor: Visitor | None = None) -> str:
         """Upload a finished job's pipeline to a hub repository; the token is used for this call only."""
         from huggingface_hub import create_repo, upload_folder
 
-        job = self.store.get(job_id)
+        job = self.job(job_id, visitor)
         if job.status != FINISHED:
             raise ValueError(f"Job #{job_id} is {job.status}; only a finished job's model can be pushed.")
         repo_id = (repo_id or "").strip()
@@ -323,11 +330,16 @@ class JobManager:
 
     # Reading jobs.
 
-    def jobs(self) -> list[Job]:
-        return self.store.all()
+    def jobs(self, visitor: Visitor | None = None) -> list[Job]:
+        """Every job, or on a public server those the visitor may see."""
+        return [job for job in self.store.all() if visitor is None or visitor.owns(job.owner)]
 
-    def job(self, job_id: int) -> Job:
-        return self.store.get(job_id)
+    def job(self, job_id: int, visitor: Visitor | None = None) -> Job:
+        """A job; another visitor's job is, to this visitor, no job at all."""
+        job = self.store.get(job_id)
+        if visitor is not None and not visitor.owns(job.owner):
+            raise UnknownJobError(f"There is no job #{job_id}.")
+        return job
 
     def folder(self, job_id: int) -> Path:
         return self.jobs_dir / str(job_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog, build_catalog
+from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog, UnknownModelError, build_catalog
 from ..demo_model import ensure_offline_model
 from ..hardware import configure_threads
 from ..settings import Settings
@@ -32,9 +32,31 @@ class Studio:
             raise ValueError(f"Model {name!r} is of kind {entry.kind!r}; this needs kind {kind!r} ({suitable}).")
         return self.cache.get(name)
 
+    def listed_or_added(self, name: str, kind: str):
+        """The catalog entry of a model a visitor chose; on a private server also an unlisted hub id or local
+        folder, added to the catalog. A public server serves its listed models only: a typed hub id could fill
+        its disk with downloads, and a path could reach any folder on it."""
+        if not self.settings.public:
+            return self.catalog.find_or_add(name, kind)
+        try:
+            return self.catalog.get(name)
+        except UnknownModelError:
+            raise UnknownModelError(f"Unknown model {name!r}: this public server serves its listed models only "
+                                    f"({', '.join(self.catalog.names(kind)) or 'none'}); its operator can add "
+                                    "others with DS_MODELS.") from None
+
+    def offered_clip_specs(self) -> list[ClipSpec]:
+        """The CLIP models a public server offers (any open_clip model elsewhere)."""
+        return [ClipSpec().validated()]
+
     def clip(self, spec: ClipSpec) -> LoadedClip:
-        """A cached open_clip model; CLIP models share the cache and its budget with the pipelines."""
-        return self.cache.get(spec.validated().cache_key)
+        """A cached open_clip model; CLIP models share the cache and its budget with the pipelines. A public
+        server loads only those it offers, and answers the same for every other name, file or not."""
+        spec = spec.validated()
+        if self.settings.public and spec not in self.offered_clip_specs():
+            offered = ", ".join(offered.label for offered in self.offered_clip_specs())
+            raise ValueError(f"This public server offers these CLIP models only: {offered}.")
+        return self.cache.get(spec.cache_key)
 
     def preload(self, names: list[str]) -> None:
         """Load these models now, then close loading. A ZeroGPU call runs in a forked process: a model it
@@ -42,14 +64,19 @@ class Studio:
         self.cache.max_models = max(self.cache.max_models or 0, len(names))
         self.cache.max_bytes = None
         for name in names:
-            self.cache.get(name)
-            logger.info("preloaded %s", name)
+            try:
+                self.cache.get(name)
+                logger.info("preloaded %s", name)
+            except ModelUnavailableError as err:  # the app still starts; requests for it get the message below
+                logger.warning("could not preload %s: %s", name, err)
         self.loading_closed = True
 
     def default_models(self) -> list[str]:
-        """Each generation tab's default model, and the operator's DS_PRELOAD list."""
+        """What a ZeroGPU Space loads at start-up: each generation tab's default model, the hub text-to-image
+        models (their GPU is what ZeroGPU is for; the README header preloads their files), and DS_PRELOAD."""
         defaults = [self.catalog.default(kind) for kind in (UNCONDITIONAL, CLASS_CONDITIONAL, TEXT_TO_IMAGE)]
-        return list(dict.fromkeys(name for name in [*defaults, *self.settings.preload] if name))
+        hub = [entry.name for entry in self.catalog.entries(TEXT_TO_IMAGE) if not entry.is_local]
+        return list(dict.fromkeys(name for name in [*defaults, *hub, *self.settings.preload] if name))
 
     def sample_pixels(self, name: str, default: int = 32 * 32) -> int:
         """Pixels of a loaded model's sample (its latents', for text to image); the default when not loaded."""

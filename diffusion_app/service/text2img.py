@@ -111,7 +111,7 @@ class TextToImageRun:
     def __init__(self, studio: Studio, request: TextToImageRequest, preview_every: int = 0):
         self.request = request.validated(studio.settings.max_batch_size)
         require_int("Preview interval", preview_every, 0, MAX_STEPS)
-        studio.catalog.find_or_add(self.request.model, TEXT_TO_IMAGE)
+        studio.listed_or_added(self.request.model, TEXT_TO_IMAGE)
         check_lora(studio, self.request.lora, self.request.lora_weight, self.request.model)
         shared = studio.pipeline(self.request.model, TEXT_TO_IMAGE)
         self.studio = studio

@@ -1,4 +1,7 @@
-"""Models tab: every catalog model, which are loaded and how much memory they hold, and an unload button."""
+"""Models tab: every catalog model, which are loaded and how much memory they hold, and an unload button.
+
+A public server shows its visitors the models' names, kinds and memory, not where they live on its disk, and
+lets only its operators (DS_ADMINS) unload them."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import pandas as pd
 
 from ..service.cache import release_memory
 from ..service.studio import Studio
+from .visitor import current_visitor
 
 COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
 
@@ -18,7 +22,8 @@ def models_table(studio: Studio) -> pd.DataFrame:
          round(loaded[entry.name]["bytes"] / 2**20, 1) if entry.name in loaded else 0.0]
         for entry in studio.catalog.entries()
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.drop(columns="Source") if studio.settings.public else table
 
 
 def cache_summary(studio: Studio) -> str:
@@ -31,7 +36,7 @@ def cache_summary(studio: Studio) -> str:
             f"{stats['hits']} hits, {stats['misses']} loads, {stats['evictions']} evictions")
 
 
-def build_tab(studio: Studio, tab: gr.Tab) -> None:
+def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
     summary = gr.Markdown(cache_summary(studio))
     table = gr.Dataframe(models_table(studio), interactive=False, label="Catalog")
     with gr.Row():
@@ -44,12 +49,19 @@ def build_tab(studio: Studio, tab: gr.Tab) -> None:
         """List the catalog's models, which are loaded and the memory each holds."""
         return models_table(studio), cache_summary(studio), gr.Dropdown(choices=studio.cache.loaded())
 
-    def unload_model(model_name):
+    def unload_model(model_name, signed_in=None, profile: gr.OAuthProfile | None = None):
         """Unload a loaded model to free its memory; the next request that needs it loads it again.
 
         Args:
             model_name: the name of a loaded model.
         """
+        if studio.settings.public:
+            try:
+                visitor = current_visitor(studio.settings, signed_in, profile)
+            except ValueError:
+                visitor = None
+            if visitor is None or not visitor.admin:
+                raise gr.Error("On this public server only its operators (DS_ADMINS) may unload models.")
         if not model_name:
             raise gr.Error("Choose a loaded model to unload.")
         if not studio.cache.unload(model_name):
@@ -59,5 +71,5 @@ def build_tab(studio: Studio, tab: gr.Tab) -> None:
 
     outputs = [table, summary, name]
     refresh.click(list_models, None, outputs, api_name="list_models", concurrency_limit=None)
-    unload.click(unload_model, name, outputs, api_name="unload_model", concurrency_limit=None)
+    unload.click(unload_model, [name, account], outputs, api_name="unload_model", concurrency_limit=None)
     tab.select(list_models, None, outputs, api_visibility="private", concurrency_limit=None)

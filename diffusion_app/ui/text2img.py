@@ -40,7 +40,7 @@ def model_status(studio: Studio, name: str | None) -> str:
     if not name:
         return ""
     try:
-        entry = studio.catalog.find(name, TEXT_TO_IMAGE)
+        entry = studio.catalog.get(name) if studio.settings.public else studio.catalog.find(name, TEXT_TO_IMAGE)
     except ValueError as err:
         return f"**{err}**"
     if entry.kind != TEXT_TO_IMAGE:
@@ -59,8 +59,9 @@ def build_tab(studio: Studio) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(choices=studio.catalog.names(TEXT_TO_IMAGE), value=default_model, label="Model",
-                                allow_custom_value=True,
-                                info="A listed model, a hub repo id (owner/name) or a local diffusers folder.")
+                                allow_custom_value=not studio.settings.public,
+                                info="A listed model." if studio.settings.public else
+                                "A listed model, a hub repo id (owner/name) or a local diffusers folder.")
             status = gr.Markdown(model_status(studio, default_model))
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a watercolor painting of a lighthouse at dawn")
             negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="blurry, low quality",

@@ -24,7 +24,8 @@ from ..service.studio import Studio
 from ..training.config import MIXED_PRECISION
 from ..training.dataset_report import preview_grid
 from .common import model_dropdown, number, reports_errors, whole_number
-from .training_jobs import build_jobs_panel, job_choices, require_login, shows_errors
+from .training_jobs import build_jobs_panel, job_choices, shows_errors
+from .visitor import current_visitor
 from .training_report import escape, ordinal, report_markdown
 
 FROM_SCRATCH, FINE_TUNE = "From scratch", "Fine-tune a model"
@@ -32,13 +33,13 @@ STEPS, EPOCHS = "steps", "epochs"
 KIND_LABELS = {DDPM: "Image model", TEXT_TO_IMAGE: "Text to image", LORA: "LoRA"}
 
 
-def build_tab(studio: Studio, jobs: JobManager | None) -> None:
+def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> None:
     if jobs is None:
         gr.Markdown("Training is switched off on this server (`DS_TRAINING_ENABLED=0`).")
         return
-    credentials = studio.settings.training_auth
-    presets_here = presets(studio.settings.training_device)
-    signed_in = gr.State(not credentials)
+    settings = studio.settings
+    credentials = settings.training_auth
+    presets_here = presets(settings.training_device)
     upload_id = gr.State(None)
 
     with gr.Column(visible=bool(credentials)) as login_box:
@@ -49,7 +50,10 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         login = gr.Button("Log in")
 
     with gr.Column(visible=not credentials) as main:
-        if studio.settings.zerogpu:
+        if settings.public and not credentials:
+            gr.Markdown("Sign in with your Hugging Face account to train: your jobs and models are yours alone.")
+            gr.LoginButton()
+        if settings.zerogpu:
             gr.Markdown("On this ZeroGPU Space training runs on the CPU: ZeroGPU lends its GPU to generation "
                         "requests only. The quick-test presets finish in minutes.")
         gr.Markdown("### 1. Dataset")
@@ -120,14 +124,14 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
                                          label="Checkpoint every N steps")
         start = gr.Button("Start training", variant="primary")
         start_report = gr.Markdown()
-        job = build_jobs_panel(jobs, signed_in)
+        job = build_jobs_panel(jobs, account)
 
     def log_in(user, secret):
         if not any(hmac.compare_digest((user or "").encode(), known_user.encode())
                    & hmac.compare_digest((secret or "").encode(), known_secret.encode())
                    for known_user, known_secret in credentials):
             raise gr.Error("Wrong user name or password.")
-        return True, gr.Column(visible=False), gr.Column(visible=True), ""
+        return user, gr.Column(visible=False), gr.Column(visible=True), ""
 
     def show_report(new_id, dataset, size):
         """The inspect handlers' outputs for a stored upload: its report, preview and the choices it suggests."""
@@ -136,33 +140,35 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
                 gr.Checkbox(value=dataset.grayscale))
 
     @reports_errors
-    def inspect(allowed, files, size):
+    def inspect(signed_in, files, size, profile: gr.OAuthProfile | None = None):
         yield None, "Checking the upload…", None, gr.skip(), gr.skip(), gr.skip()  # forget the previous upload
-        require_login(allowed)
+        visitor = current_visitor(settings, signed_in, profile)
         size = whole_number(size, "Resolution")
         try:
-            new_id, dataset = jobs.uploads.inspect(files if isinstance(files, list) else [files] if files else [])
+            new_id, dataset = jobs.uploads.inspect(files if isinstance(files, list) else [files] if files else [],
+                                                   visitor=visitor)
         except ValueError as err:
             yield None, f"**Upload refused.** {escape(str(err))}", None, gr.skip(), gr.skip(), gr.skip()
             raise
         yield show_report(new_id, dataset, size)
 
     @reports_errors
-    def inspect_hub(allowed, dataset_name, split_name, images_from, captions_from, labels_from, size):
+    def inspect_hub(signed_in, dataset_name, split_name, images_from, captions_from, labels_from, size,
+                    profile: gr.OAuthProfile | None = None):
         yield None, "Loading the dataset…", None, gr.skip(), gr.skip(), gr.skip()
-        require_login(allowed)
+        visitor = current_visitor(settings, signed_in, profile)
         size = whole_number(size, "Resolution")
         try:
             new_id, dataset = jobs.uploads.inspect_dataset(dataset_name, split_name, images_from, captions_from,
-                                                           labels_from)
+                                                           labels_from, visitor=visitor)
         except ValueError as err:
             yield None, f"**Dataset refused.** {escape(str(err))}", None, gr.skip(), gr.skip(), gr.skip()
             raise
         yield show_report(new_id, dataset, size)
 
     @shows_errors
-    def rereport(allowed, current_upload, size):
-        if not allowed or not current_upload:
+    def rereport(signed_in, current_upload, size):
+        if signed_in is None or not current_upload:
             return gr.skip(), gr.skip()
         folder_path, dataset = jobs.uploads.get(current_upload)
         size = whole_number(size, "Resolution")
@@ -178,10 +184,11 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
         return gr.Row(visible=chosen == DDPM), gr.Row(visible=chosen in TEXT_KINDS)
 
     @shows_errors
-    def start_job(allowed, current_upload, job_name, start_choice, base, size_name, size, gray, by_class, unit,
+    def start_job(signed_in, current_upload, job_name, start_choice, base, size_name, size, gray, by_class, unit,
                   amount, batch, rate, precision, ema, every_samples, grid_steps, every_checkpoint, job_kind=DDPM,
-                  text_model=None, new_unet=False, prompt=None, rank=8, text_encoder_too=False):
-        require_login(allowed)
+                  text_model=None, new_unet=False, prompt=None, rank=8, text_encoder_too=False,
+                  profile: gr.OAuthProfile | None = None):
+        visitor = current_visitor(settings, signed_in, profile)
         amount = whole_number(amount, "Steps or epochs")
         text_kind = job_kind in TEXT_KINDS
         options = JobOptions(
@@ -197,25 +204,26 @@ def build_tab(studio: Studio, jobs: JobManager | None) -> None:
             instance_prompt=prompt or None, lora_rank=whole_number(rank, "LoRA rank"),
             train_text_encoder=bool(text_encoder_too),
         )
-        created = jobs.submit(current_upload, options)
+        created = jobs.submit(current_upload, options, visitor)
         place = jobs.queue_position(created)
         return (f"Job #{created.id} **{escape(created.name)}** is queued"
                 f"{f' ({ordinal(place)} in line)' if place and place > 1 else ''}; follow it below.",
-                job_choices(jobs, created.id))
+                job_choices(jobs, created.id, visitor))
 
-    login.click(log_in, [username, password], [signed_in, login_box, main, password], api_name="training_login")
+    login.click(log_in, [username, password], [account, login_box, main, password], api_name="training_login",
+                show_progress="hidden")
     inspect_outputs = [upload_id, report, preview, name, class_conditional, grayscale]
-    folder.upload(inspect, [signed_in, folder, resolution], inspect_outputs, api_name="inspect_dataset")
-    archive.upload(inspect, [signed_in, archive, resolution], inspect_outputs, api_visibility="private")
-    load_dataset.click(inspect_hub, [signed_in, dataset_id, split, image_column, caption_column, label_column,
+    folder.upload(inspect, [account, folder, resolution], inspect_outputs, api_name="inspect_dataset")
+    archive.upload(inspect, [account, archive, resolution], inspect_outputs, api_visibility="private")
+    load_dataset.click(inspect_hub, [account, dataset_id, split, image_column, caption_column, label_column,
                                      resolution], inspect_outputs, api_name="inspect_hub_dataset")
-    resolution.change(rereport, [signed_in, upload_id, resolution], [report, preview], api_visibility="private")
+    resolution.change(rereport, [account, upload_id, resolution], [report, preview], api_visibility="private")
     preset.change(apply_preset, preset, [model_size, resolution, length_unit, length, batch_size, learning_rate,
                                          mixed_precision, use_ema, sample_every, sample_steps, checkpoint_every, kind,
                                          from_scratch, lora_rank], api_visibility="private")
     kind.change(show_kind, kind, [image_model_row, text_row], api_visibility="private")
     # The text-to-image and LoRA choices come last, so that API calls written before they existed still work.
-    start.click(start_job, [signed_in, upload_id, name, start_from, base_model, model_size, resolution, grayscale,
+    start.click(start_job, [account, upload_id, name, start_from, base_model, model_size, resolution, grayscale,
                             class_conditional, length_unit, length, batch_size, learning_rate, mixed_precision,
                             use_ema, sample_every, sample_steps, checkpoint_every, kind, text_base, from_scratch,
                             instance_prompt, lora_rank, train_text_encoder],
