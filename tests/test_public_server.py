@@ -117,7 +117,7 @@ def test_typed_hub_ids_and_paths_are_refused(public, tiny_clip, tmp_path):
     answers = []
     for weights in (str(tiny_clip[1]), "/etc/passwd", "/no/such/file.safetensors"):
         with pytest.raises(AppError) as refused:
-            client.predict(TINY_MODEL, "a fox", "tiny-random-clip", weights, 10, "fast", 1, 1, 2, "DDIM", 1, 0, 1, 5,
+            client.predict(TINY_MODEL, "a fox", "ViT-B-32", weights, 10, "fast", 1, 1, 2, "DDIM", 1, 0, 1, 5,
                            False, api_name="/generate_clip_guidance")
         answers.append(str(refused.value))
     assert len(set(answers)) == 1 and "offers these CLIP models only" in answers[0]  # nothing tells files apart

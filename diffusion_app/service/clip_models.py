@@ -2,7 +2,9 @@
 
 An architecture is an open_clip model name (`open_clip.list_models()`, plus configs registered with
 DS_CLIP_CONFIGS); the weights are one of its pretrained tags (downloaded from the hub on first use)
-or the path of a local checkpoint file (works offline).
+or the path of a local checkpoint file (works offline). A CLIP model folder in models/ (open_clip's
+local-dir format: open_clip_config.json and its weights, as the bundled emoji-clip) is an architecture of its
+own, named after the folder, with the weights `local`: the ones in the folder.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .loading import ModelUnavailableError
 logger = logging.getLogger(__name__)
 
 CLIP_KEY_PREFIX = "clip:"
+LOCAL_WEIGHTS = "local"  # the weights of a CLIP model folder
+CLIP_FOLDER_CONFIG = "open_clip_config.json"
 DEFAULT_CLIP_ARCHITECTURE = "ViT-B-32"
 DEFAULT_CLIP_WEIGHTS = "openai"
 SUGGESTED_ARCHITECTURES = ("ViT-B-32", "ViT-B-32-quickgelu", "ViT-B-16", "ViT-L-14", "RN50")
@@ -96,8 +100,17 @@ def clip_config_names(paths: tuple[Path, ...]) -> list[str]:
     return [file.stem for file in files if file.suffix == ".json"]
 
 
-def load_clip(spec: ClipSpec, device: str, offline: bool = False, config_paths: tuple[Path, ...] = ()) -> LoadedClip:
+def clip_folders(models_dirs: list[Path]) -> dict[str, Path]:
+    """The CLIP model folders (open_clip's local-dir format) in these directories, by folder name."""
+    return {folder.name: folder for directory in models_dirs if directory.is_dir()
+            for folder in sorted(directory.iterdir()) if (folder / CLIP_FOLDER_CONFIG).is_file()}
+
+
+def load_clip(spec: ClipSpec, device: str, offline: bool = False, config_paths: tuple[Path, ...] = (),
+              folders: dict[str, Path] | None = None) -> LoadedClip:
     """create_model with the spec's weights, in fp32 and eval mode; failures become ModelUnavailableError."""
+    if spec.architecture in (folders or {}):
+        return load_clip_folder(spec, folders[spec.architecture], device)
     register_clip_configs(config_paths)
     if spec.architecture not in open_clip.list_models():
         raise ModelUnavailableError(
@@ -115,6 +128,16 @@ def load_clip(spec: ClipSpec, device: str, offline: bool = False, config_paths: 
         raise ModelUnavailableError(
             f"CLIP model {spec.label} could not be loaded from {checkpoint} (is it a checkpoint of "
             f"{spec.architecture}?): {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+    return loaded_clip(spec, model, tokenizer)
+
+
+def load_clip_folder(spec: ClipSpec, folder: Path, device: str) -> LoadedClip:
+    """A CLIP model folder (local-dir): its own config, weights and tokenizer."""
+    name = f"local-dir:{folder}"
+    return loaded_clip(spec, open_clip.create_model(name, device=device), open_clip.get_tokenizer(name))
+
+
+def loaded_clip(spec: ClipSpec, model: torch.nn.Module, tokenizer) -> LoadedClip:
     model.eval().requires_grad_(False)
     preprocess = model.visual.preprocess_cfg
     size = preprocess["size"]

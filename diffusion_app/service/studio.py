@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog, UnknownModelError, build_catalog
 from ..demo_model import ensure_offline_model
 from ..hardware import configure_threads
 from ..settings import Settings
 from .cache import PipelineCache
-from .clip_models import CLIP_KEY_PREFIX, ClipSpec, LoadedClip, load_clip
+from .clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
 from .loading import ModelUnavailableError, load_pipeline
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,14 @@ class Studio:
                                     f"({', '.join(self.catalog.names(kind)) or 'none'}); its operator can add "
                                     "others with DS_MODELS.") from None
 
+    def clip_folders(self) -> dict[str, Path]:
+        """The CLIP model folders among the models (the bundled emoji-clip), by name."""
+        return clip_folders([self.settings.models_dir, self.settings.local_models_dir])
+
     def offered_clip_specs(self) -> list[ClipSpec]:
-        """The CLIP models a public server offers (any open_clip model elsewhere)."""
-        return [ClipSpec().validated()]
+        """The CLIP models listed first (the default first), and the only ones a public server offers: the CLIP
+        model folders, then open_clip's ViT-B-32 with OpenAI's weights."""
+        return [*(ClipSpec(name, LOCAL_WEIGHTS) for name in self.clip_folders()), ClipSpec().validated()]
 
     def clip(self, spec: ClipSpec) -> LoadedClip:
         """A cached open_clip model; CLIP models share the cache and its budget with the pipelines. A public
@@ -76,7 +82,8 @@ class Studio:
         models (their GPU is what ZeroGPU is for; the README header preloads their files), and DS_PRELOAD."""
         defaults = [self.catalog.default(kind) for kind in (UNCONDITIONAL, CLASS_CONDITIONAL, TEXT_TO_IMAGE)]
         hub = [entry.name for entry in self.catalog.entries(TEXT_TO_IMAGE) if not entry.is_local]
-        return list(dict.fromkeys(name for name in [*defaults, *hub, *self.settings.preload] if name))
+        clip = self.offered_clip_specs()[0].cache_key  # CLIP guidance's default
+        return list(dict.fromkeys(name for name in [*defaults, *hub, clip, *self.settings.preload] if name))
 
     def sample_pixels(self, name: str, default: int = 32 * 32) -> int:
         """Pixels of a loaded model's sample (its latents', for text to image); the default when not loaded."""
@@ -96,7 +103,7 @@ class Studio:
                 f"{loaded}.")
         if name.startswith(CLIP_KEY_PREFIX):
             return load_clip(ClipSpec.from_cache_key(name), self.settings.device, self.settings.offline,
-                             self.settings.clip_configs)
+                             self.settings.clip_configs, self.clip_folders())
         entry = self.catalog.get(name)
         return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline,
                              self.settings.memory, self.settings.compile)

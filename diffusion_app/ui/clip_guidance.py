@@ -6,8 +6,8 @@ import gradio as gr
 
 from ..catalog import UNCONDITIONAL
 from ..service.clip_guidance import MAX_CUTOUTS, clip_objective
-from ..service.clip_models import (DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, SUGGESTED_ARCHITECTURES,
-                                   ClipSpec, clip_config_names)
+from ..service.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
+                                   clip_config_names)
 from ..core.denoising import to_pil
 from ..service.guidance import GuidedRun
 from ..service.sampling import MAX_STEPS
@@ -29,8 +29,9 @@ $$L = \frac{1}{n}\sum_{i=1}^{n} 2\arcsin^2\!\Big(\frac{\lVert e_i - p \rVert}{2}
 x_t \leftarrow x_t - s\,\sqrt{\bar\alpha_t}\;\nabla_{x_t} L$$
 
 the squared great-circle distance, with the step scaled by the noise level of timestep $t$ (small while
-$x_t$ is mostly noise). More cutouts give a steadier gradient and cost more. CLIP weights download on first
-use; offline, give the path of a local open_clip checkpoint.
+$x_t$ is mostly noise). More cutouts give a steadier gradient and cost more. The bundled emoji-clip works
+offline (it was trained on these cutouts of emoji, captioned with their names); open_clip's weights download
+on first use.
 """
 
 
@@ -40,14 +41,19 @@ def build_tab(studio: Studio) -> None:
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
             prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red apple on a wooden table")
+            offered = studio.offered_clip_specs()
+            public = studio.settings.public
             with gr.Row():
-                architecture = gr.Dropdown(
-                    list(SUGGESTED_ARCHITECTURES) + clip_config_names(studio.settings.clip_configs),
-                    value=DEFAULT_CLIP_ARCHITECTURE, allow_custom_value=True, label="CLIP model",
-                    info="Any open_clip model name.")
-                weights = gr.Textbox(value=DEFAULT_CLIP_WEIGHTS, label="CLIP weights",
-                                     info="A pretrained tag (openai, laion2b_s34b_b79k, ...; downloads on first "
-                                          "use) or the path of a local checkpoint file (works offline).")
+                names = [spec.architecture for spec in offered]
+                if not public:
+                    names += [*SUGGESTED_ARCHITECTURES, *clip_config_names(studio.settings.clip_configs)]
+                architecture = gr.Dropdown(list(dict.fromkeys(names)), value=offered[0].architecture,
+                                           allow_custom_value=not public, label="CLIP model",
+                                           info="A bundled CLIP model (works offline) or an open_clip model name.")
+                weights = gr.Textbox(value=offered[0].weights, label="CLIP weights", interactive=not public,
+                                     info=f"`{LOCAL_WEIGHTS}` for a bundled model; else a pretrained tag (openai, "
+                                          "laion2b_s34b_b79k, ...; downloads on first use) or the path of a local "
+                                          "checkpoint file (works offline).")
             scale, method = guidance_controls(default_scale=10)
             cutouts = gr.Slider(1, MAX_CUTOUTS, value=4, step=1, label="Cutouts",
                                 info="Augmented crops CLIP sees per image and step: more is steadier and slower.")
@@ -112,6 +118,12 @@ def build_tab(studio: Studio) -> None:
             + (f"\n\n{objective.truncation}" if objective.truncation else "")
         )
 
+    def suggest_weights(name):
+        """The weights that go with a CLIP model: its folder's for a bundled one, OpenAI's for open_clip's."""
+        bundled = name in studio.clip_folders()
+        return LOCAL_WEIGHTS if bundled else DEFAULT_CLIP_WEIGHTS
+
+    architecture.change(suggest_weights, architecture, weights, api_visibility="private")
     inputs = [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
               end, seed, random_seed]
     event = generate.click(generate_clip_guidance, inputs, [gallery, plot, report], api_name="generate_clip_guidance",
@@ -119,8 +131,10 @@ def build_tab(studio: Studio) -> None:
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
-        gr.Examples([[default, "a red apple", DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, 10, "fast", 8,
+        clip = offered[0]
+        gr.Examples([[default, "red heart", clip.architecture, clip.weights, 10, "fast", 8,
                       min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False],
-                     [default, "a smiling yellow face", DEFAULT_CLIP_ARCHITECTURE, DEFAULT_CLIP_WEIGHTS, 20, "exact",
+                     [default, "grinning face", clip.architecture, clip.weights, 20, "exact",
                       16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
-                    inputs, label="Examples (CLIP weights download on first use)")
+                    inputs, label="Examples (offline with the bundled CLIP)" if clip.weights == LOCAL_WEIGHTS
+                    else "Examples (CLIP weights download on first use)")
