@@ -6,7 +6,8 @@ import gradio as gr
 
 from ..service.jobs import JobManager
 from ..service.studio import Studio
-from . import clip_guidance, colour_guidance, ddim, digits, models_panel, text2img, training, unconditional
+from . import (clip_guidance, colour_guidance, ddim, digits, forward_process, models_panel, text2img, training,
+               unconditional)
 from .model_choices import refresh_model_choices
 from .visitor import account_state
 
@@ -28,6 +29,8 @@ def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
                 clip_guidance.build_tab(studio)
             with gr.Tab("Text to image", id="text2img"):
                 text2img.build_tab(studio)
+            with gr.Tab("Forward process", id="forward-process"):
+                forward_process.build_tab(studio)
             with gr.Tab("Training", id="training"):
                 training.build_tab(studio, jobs, account)
             with gr.Tab("Models", id="models") as models_tab:
