@@ -77,8 +77,9 @@ def predict_noise(unet, sample: torch.Tensor, t, class_labels: torch.Tensor | No
 
 def denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators: list[torch.Generator],
             class_labels: torch.Tensor | None = None, eta: float = 0.0, guidance_scale: float = 1.0,
-            null_label: int | None = None) -> Iterator[DenoiseStep]:
-    """The reverse process, one DenoiseStep per scheduler step.
+            null_label: int | None = None, start_index: int = 0) -> Iterator[DenoiseStep]:
+    """The reverse process, one DenoiseStep per scheduler step; from the start_index-th of the `steps` timesteps
+    when `sample` is an x_t partway (image to image).
 
     Guided predictions overshoot: their x0 leaves [-1, 1] and the scheduler clips it. DDIM then has to
     re-derive the noise from the clipped x0 (use_clipped_model_output), or its next x_t mixes a clipped
@@ -88,7 +89,7 @@ def denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators: list[
     if isinstance(scheduler, DDIMScheduler):
         step_options = {"eta": eta, "use_clipped_model_output": guidance_scale != 1}
     scheduler.set_timesteps(steps)
-    timesteps = scheduler.timesteps
+    timesteps = scheduler.timesteps[start_index:]
     for index, t in enumerate(timesteps):
         with torch.no_grad():
             noise_pred = predict_noise(unet, sample, t, class_labels, guidance_scale, null_label)

@@ -116,7 +116,7 @@ class TextToImageRun:
         shared = studio.pipeline(self.request.model, TEXT_TO_IMAGE)
         self.studio = studio
         scheduler = make_scheduler(self.request.scheduler, shared.scheduler.config, TEXT_TO_IMAGE_SCHEDULERS)
-        self.pipeline = pipeline_for_request(shared, scheduler)
+        self.pipeline = self.request_pipeline(shared, scheduler)
         self.preview_every = preview_every
         self.seeds = image_seeds(self.request.seed, self.request.num_images)
         self._lock = pipeline_lock(shared)
@@ -150,22 +150,30 @@ class TextToImageRun:
             # iterator from its event loop, which must not wait for a step to finish.
             self._stopped.set()
 
+    def request_pipeline(self, shared: DiffusionPipeline, scheduler) -> DiffusionPipeline:
+        """The pipeline this request calls: the cached one's models with the request's own scheduler."""
+        return pipeline_for_request(shared, scheduler)
+
+    def call_arguments(self) -> dict:
+        """What the request asks the pipeline for."""
+        request = self.request
+        return {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "num_inference_steps": request.steps,
+            "guidance_scale": request.guidance_scale,
+            "width": request.width,
+            "height": request.height,
+            "num_images_per_prompt": request.num_images,
+            "generator": [torch.Generator("cpu").manual_seed(seed) for seed in self.seeds],
+        }
+
     def _call_pipeline(self) -> None:
         request = self.request
         self._lock.acquire()  # for the whole call: the adapters and the tokenizer's settings are shared state
         try:
             apply_lora(self.studio, self.pipeline, request.lora, request.lora_weight)
-            output = self.pipeline(
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt,
-                num_inference_steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                width=request.width,
-                height=request.height,
-                num_images_per_prompt=request.num_images,
-                generator=[torch.Generator("cpu").manual_seed(seed) for seed in self.seeds],
-                callback_on_step_end=self._on_step_end,
-            )
+            output = self.pipeline(**self.call_arguments(), callback_on_step_end=self._on_step_end)
         except GenerationStopped as stopped:
             logger.info("stopped %s after %d of %d steps", request.model, self.steps_done, request.steps)
             self.pipeline.maybe_free_model_hooks()  # what the call does at its end: offloaded models go back
@@ -193,7 +201,12 @@ class TextToImageRun:
 
     def parameters(self, seed: int) -> str:
         request = self.request
-        return format_parameters({
+        return format_parameters(self.parameter_fields(seed), prompt=request.prompt,
+                                 negative_prompt=request.negative_prompt)
+
+    def parameter_fields(self, seed: int) -> dict:
+        request = self.request
+        return {
             "Steps": request.steps,
             "Sampler": request.scheduler,
             "CFG scale": f"{request.guidance_scale:g}",
@@ -202,7 +215,7 @@ class TextToImageRun:
             "Model": request.model,
             "LoRA": request.lora or None,
             "LoRA weight": f"{request.lora_weight:g}" if request.lora else None,
-        }, prompt=request.prompt, negative_prompt=request.negative_prompt)
+        }
 
 
 def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipeline:

@@ -6,8 +6,8 @@ import gradio as gr
 
 from ..service.jobs import JobManager
 from ..service.studio import Studio
-from . import (clip_guidance, colour_guidance, ddim, digits, forward_process, models_panel, text2img, training,
-               unconditional)
+from . import (clip_guidance, colour_guidance, ddim, digits, forward_process, image_to_image, models_panel, text2img,
+               training, unconditional)
 from .model_choices import refresh_model_choices
 from .visitor import account_state
 
@@ -29,6 +29,8 @@ def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
                 clip_guidance.build_tab(studio)
             with gr.Tab("Text to image", id="text2img"):
                 text2img.build_tab(studio)
+            with gr.Tab("Image to image", id="image-to-image"):
+                image_to_image.build_tab(studio)
             with gr.Tab("Forward process", id="forward-process"):
                 forward_process.build_tab(studio)
             with gr.Tab("Training", id="training"):

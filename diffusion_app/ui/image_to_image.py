@@ -1,0 +1,108 @@
+"""Tab: image to image. Noise an input image to the strength's timestep and denoise it from there (SDEdit), with
+an unconditional model or, guided by a prompt, a Stable Diffusion model."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..catalog import TEXT_TO_IMAGE, UNCONDITIONAL
+from ..core.denoising import to_pil
+from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
+from ..service.gpu_time import gpu_seconds
+from ..service.image_to_image import SDEditRun, image_to_image_run
+from ..service.sampling import MAX_STEPS
+from ..service.text2img import TextToImageRequest
+from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
+                     sampling_request, seed_controls, whole_number, zip_download)
+
+HOW_IT_WORKS = r"""
+SDEdit (Meng et al. 2022) turns sampling into editing: instead of starting from pure noise $x_T$, it noises the
+input $x_0$ to an intermediate timestep $t_s$ with the forward process,
+
+$$x_{t_s} = \sqrt{\bar\alpha_{t_s}}\,x_0 + \sqrt{1-\bar\alpha_{t_s}}\,\epsilon,$$
+
+and runs only the remaining reverse steps. The **strength** $s$ picks $t_s$: of $n$ steps, the last $\mathrm{round}(s\,n)$
+run. Strength 0 returns the input; strength 1 starts from pure noise and ignores it (the same images as sampling
+from scratch with that seed); in between, the model keeps the input's layout and colours and redraws its
+details. Stable Diffusion does the same in its latent space, steered by the prompt.
+"""
+SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDULERS]))
+
+
+def build_tab(studio) -> None:
+    max_batch = studio.settings.max_batch_size
+    models = studio.catalog.names(UNCONDITIONAL) + studio.catalog.names(TEXT_TO_IMAGE)
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = gr.Dropdown(models, value=studio.catalog.default(UNCONDITIONAL), label="Model",
+                                info="An unconditional model (SDEdit in pixels) or a text-to-image one (with a prompt).")
+            image = gr.Image(label="Start from", type="pil", sources=["upload", "clipboard"], height=200)
+            strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength",
+                                 info="How much noise: 0 keeps the input, 1 ignores it.")
+            prompt = gr.Textbox(label="Prompt (text-to-image models)", lines=2)
+            negative_prompt = gr.Textbox(label="Negative prompt (text-to-image models)")
+            guidance = gr.Slider(1, 30, value=7.5, step=0.5, label="CFG scale (text-to-image models)")
+            with gr.Row():
+                sampler = gr.Dropdown(SAMPLERS, value="DDIM", label="Sampler",
+                                      info="DDPM or DDIM for unconditional models; any for text to image.")
+                steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(2, max_batch), step=1, label="Number of images")
+            seed, random_seed = seed_controls()
+            generate, stop = run_buttons()
+        with gr.Column(scale=2):
+            start = gr.Gallery(label="Where denoising starts (the noised input)", format="png", columns=4,
+                               elem_classes="pixelated")
+            gallery = gr.Gallery(label="Results", format="png", type="filepath", columns=4, elem_classes="pixelated")
+            report = gr.Markdown()
+            zip_download(studio, gallery)
+    how_it_works(HOW_IT_WORKS)
+
+    @runs_on_gpu(studio, lambda model_name, picture, strength_value, prompt_text, negative_text, cfg, sampler_name,
+                 step_count, count, *_, **__: gpu_seconds(
+        studio.catalog.get(model_name).kind, step_count * strength_value, count, studio.sample_pixels(model_name)))
+    @reports_errors
+    def generate_image_to_image(model_name, picture, strength_value, prompt_text, negative_text, cfg, sampler_name,
+                                step_count, count, seed_value, use_random_seed, progress=gr.Progress()):
+        """Redraw an image: noise it to the strength's timestep, then denoise with a model (and, for text-to-image
+        models, a prompt).
+
+        Args:
+            model_name: an unconditional or text-to-image catalog model.
+            picture: the image to start from.
+            strength_value: 0 (the input as it is) to 1 (pure noise, the input ignored).
+            prompt_text: what to draw (text-to-image models only).
+            negative_text: what to steer away from (text-to-image models only).
+            cfg: classifier-free guidance scale, 1-30 (text-to-image models only).
+            sampler_name: DDPM or DDIM (unconditional models), or a Stable Diffusion sampler.
+            step_count: denoising steps for the whole schedule; the strength's share of them runs.
+            count: number of images.
+            seed_value: seed of the first image, 0 to 2**32-1.
+            use_random_seed: draw a random seed instead; the seed used is reported.
+        """
+        strength_value = number(strength_value, "Strength")
+        if studio.catalog.get(model_name).kind == TEXT_TO_IMAGE:
+            width, height = (side // 8 * 8 for side in picture.size) if picture is not None else (512, 512)
+            request = TextToImageRequest(model_name, prompt_text, negative_text, whole_number(step_count, "Steps"),
+                                         number(cfg, "CFG scale"), width, height, whole_number(count, "Number of images"),
+                                         chosen_seed(seed_value, use_random_seed), sampler_name)
+            run = image_to_image_run(studio, request, picture, strength_value, preview_every=5)
+            for step in run:
+                progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+                yield gr.skip(), step.preview or gr.skip(), f"Step {step.index + 1}/{step.total}"
+            # Stable Diffusion's start is a noised latent, not an image to show.
+            yield [], run.images, f"Seed {run.request.seed} · strength {strength_value:g} in {run.seconds:.1f} s"
+            return
+        request = sampling_request(model_name, count, step_count, seed_value, use_random_seed, scheduler=sampler_name)
+        run = SDEditRun(studio, request, picture, strength_value)
+        for step in run:
+            if step.index == 0:
+                yield run.start_images(), gr.skip(), gr.skip()
+            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            yield gr.skip(), to_pil(step.pred_original), f"Step {step.index + 1}/{step.total}"
+        yield run.start_images(), run.images(), (f"Seed {run.request.seed} · strength {strength_value:g}: {step.total} of "
+                                        f"{request.steps} {request.scheduler} steps in {run.seconds:.1f} s")
+
+    inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed]
+    event = generate.click(generate_image_to_image, inputs, [start, gallery, report], api_name="generate_image_to_image",
+                           **generation_queue(studio))
+    stop.click(None, cancels=[event])
