@@ -43,7 +43,7 @@ def request_for(user: int, index: int) -> tuple[str, tuple]:
         return "/generate_unconditional", ("load-ddpm", 1, 20, seed, False)
     if tab == 1:
         return "/generate_ddim", ("load-ddpm", 20, 0.0, 1, 10, seed, False)
-    return "/generate_digits", ("load-digits", [seed % 10], 1, 20, "DDIM", seed, False)
+    return "/generate_digits", ("load-digits", [str(seed % 10)], 1, 20, "DDIM", seed, False)
 
 
 def final_pixels(api_name: str, result) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from conftest import TINY_MODEL, TINY_SD_MODEL
 GENERATION_CALLS = {  # a valid call of every generation endpoint, on the tiny models
     "generate_unconditional": (TINY_MODEL, 2, 3, 5, False),
     "generate_ddim": (TINY_MODEL, 3, 0.0, 1, 1, 5, False),
-    "generate_digits": ("tiny-digits", [3, 7], 1, 3, "DDIM", 5, False, 3.0),
+    "generate_digits": ("tiny-digits", ["3", "7"], 1, 3, "DDIM", 5, False, 3.0),
     "generate_colour_guidance": (TINY_MODEL, "#ff0000", 5, "fast", 1, 3, "DDIM", True, 1, 0, 1, 5, False),
     "generate_text2img": (TINY_SD_MODEL, "a red apple", "", "Euler", 2, 7.5, 64, 64, 1, 1, 5, False, "", 1.0),
 }

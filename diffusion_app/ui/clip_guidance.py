@@ -55,10 +55,10 @@ def build_tab(studio: Studio) -> None:
                                           "laion2b_s34b_b79k, ...; downloads on first use) or the path of a local "
                                           "checkpoint file (works offline).")
             scale, method = guidance_controls(default_scale=10)
-            cutouts = gr.Slider(1, MAX_CUTOUTS, value=4, step=1, label="Cutouts",
+            cutouts = gr.Slider(1, MAX_CUTOUTS, value=4, step=1, precision=0, label="Cutouts",
                                 info="Augmented crops CLIP sees per image and step: more is steadier and slower.")
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
             every, start, end = schedule_controls()
             seed, random_seed = seed_controls()

@@ -42,8 +42,8 @@ def build_tab(studio: Studio) -> None:
             model = model_dropdown(studio, UNCONDITIONAL)
             colour = gr.ColorPicker(value=DEFAULT_COLOUR, label="Target colour")
             scale, method = guidance_controls(default_scale=8)
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
             side_by_side = gr.Checkbox(value=True, label="Unguided vs guided",
                                        info="Also sample without guidance from the same seed.")

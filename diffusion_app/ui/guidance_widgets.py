@@ -23,7 +23,7 @@ def guidance_controls(default_scale: float, max_scale: float = 200) -> tuple[gr.
 
 def schedule_controls() -> tuple[gr.Slider, gr.Slider, gr.Slider]:
     with gr.Accordion("Guidance schedule", open=False):
-        every = gr.Slider(1, 50, value=1, step=1, label="Guide every k steps")
+        every = gr.Slider(1, 50, value=1, step=1, precision=0, label="Guide every k steps")
         with gr.Row():
             start = gr.Slider(0, 1, value=0, step=0.05, label="Start", info="Fraction of the steps.")
             end = gr.Slider(0, 1, value=1, step=0.05, label="End", info="Guidance stops before this fraction.")

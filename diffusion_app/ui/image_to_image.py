@@ -45,8 +45,8 @@ def build_tab(studio) -> None:
             with gr.Row():
                 sampler = gr.Dropdown(SAMPLERS, value="DDIM", label="Sampler",
                                       info="DDPM or DDIM for unconditional models; any for text to image.")
-                steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps")
-            num_images = gr.Slider(1, max_batch, value=min(2, max_batch), step=1, label="Number of images")
+                steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(2, max_batch), step=1, precision=0, label="Number of images")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):

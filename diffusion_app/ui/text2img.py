@@ -68,20 +68,20 @@ def build_tab(studio: Studio) -> None:
                                          info="What to steer away from (used when CFG scale > 1).")
             with gr.Row():
                 scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
-                steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps")
+                steps = gr.Slider(1, MAX_STEPS, value=25, step=1, precision=0, label="Steps")
             guidance = gr.Slider(1, MAX_GUIDANCE, value=7.5, step=0.5, label="CFG scale",
                                  info="Classifier-free guidance: how strongly to follow the prompt; 1 turns it off.")
             with gr.Row():
-                width = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Width")
-                height = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, label="Height")
+                width = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, precision=0, label="Width")
+                height = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, precision=0, label="Height")
             with gr.Row():
                 lora = model_dropdown(studio, LORA, none_choice="None", label="LoRA",
                                       info="Adapters trained in the Training tab on the chosen model.")
                 lora_weight = gr.Slider(0, MAX_LORA_WEIGHT, value=1.0, step=0.05, label="LoRA weight",
                                         info="0 gives exactly the model's own images.")
             with gr.Row():
-                num_images = gr.Slider(1, max_batch, value=1, step=1, label="Number of images")
-                preview_every = gr.Slider(1, 50, value=5, step=1, label="Preview every k steps",
+                num_images = gr.Slider(1, max_batch, value=1, step=1, precision=0, label="Number of images")
+                preview_every = gr.Slider(1, 50, value=5, step=1, precision=0, label="Preview every k steps",
                                           info="Approximated from the latents, without the VAE.")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()

@@ -99,10 +99,10 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
                                        info="Sized by the model size above; else fine-tunes the model's UNet.")
             instance_prompt = gr.Textbox(label="Instance prompt", placeholder="a photo of sks dog",
                                          info="The caption of images that have none.")
-            lora_rank = gr.Slider(1, MAX_LORA_RANK, value=defaults.lora_rank, step=1, label="LoRA rank")
+            lora_rank = gr.Slider(1, MAX_LORA_RANK, value=defaults.lora_rank, step=1, precision=0, label="LoRA rank")
             train_text_encoder = gr.Checkbox(value=False, label="LoRA on the text encoder too")
         with gr.Row():
-            resolution = gr.Slider(MIN_RESOLUTION, MAX_RESOLUTION, value=defaults.resolution, step=4,
+            resolution = gr.Slider(MIN_RESOLUTION, MAX_RESOLUTION, value=defaults.resolution, step=4, precision=0,
                                    label="Resolution", info="Images are cropped to squares of this size.")
             grayscale = gr.Checkbox(value=False, label="Grayscale")
             class_conditional = gr.Checkbox(value=False, label="Class-conditional",

@@ -28,8 +28,8 @@ def build_tab(studio: Studio) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, label="Number of images")
-            steps = gr.Slider(1, MAX_STEPS, value=100, step=1, label="Steps",
+            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
+            steps = gr.Slider(1, MAX_STEPS, value=100, step=1, precision=0, label="Steps",
                               info="Denoising steps. DDPM was trained with 1000; fewer steps are faster and rougher.")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
