@@ -33,6 +33,7 @@ Environment variables (all optional):
     DS_MAX_JOBS_PER_VISITOR  public server: queued and running jobs one visitor may have (default: 2)
     DS_MAX_UPLOADS_PER_HOUR  public server: uploads (and hub datasets) one visitor may check an hour (default: 10)
     DS_ALLOW_HUB_DATASETS    1 to let visitors of a public server train on hub datasets (default: 0 there)
+    DS_HISTORY_MAX_MB   the history's images, all visitors together; past it the oldest go (default: 500)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -101,10 +102,12 @@ class Settings:
     preload: tuple[str, ...] = ()
     gpu_seconds_cap: int = 120
     public: bool = False  # visitors may be anyone: catalog models only, jobs belong to who started them
+    space_id: str | None = None  # set on a Hugging Face Space, where visitors can sign in with their account
     admins: tuple[str, ...] = ()
     max_jobs_per_visitor: int = 2
     max_uploads_per_hour: int = 10
     allow_hub_datasets: bool = True
+    history_max_mb: int = 500
 
     @property
     def training_device(self) -> str:
@@ -154,10 +157,12 @@ class Settings:
             preload=tuple(name.strip() for name in env.get("DS_PRELOAD", "").split(";") if name.strip()),
             gpu_seconds_cap=positive_int(env.get("DS_GPU_SECONDS_CAP", 120), "DS_GPU_SECONDS_CAP"),
             public=public,
+            space_id=env.get("SPACE_ID") or None,
             admins=tuple(name.strip() for name in env.get("DS_ADMINS", "").split(",") if name.strip()),
             max_jobs_per_visitor=positive_int(env.get("DS_MAX_JOBS_PER_VISITOR", 2), "DS_MAX_JOBS_PER_VISITOR"),
             max_uploads_per_hour=positive_int(env.get("DS_MAX_UPLOADS_PER_HOUR", 10), "DS_MAX_UPLOADS_PER_HOUR"),
             allow_hub_datasets=flag(env, "DS_ALLOW_HUB_DATASETS", default=not public),
+            history_max_mb=positive_int(env.get("DS_HISTORY_MAX_MB", 500), "DS_HISTORY_MAX_MB"),
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":

@@ -11,6 +11,7 @@ from ..hardware import configure_threads
 from ..settings import Settings
 from .cache import PipelineCache
 from .clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
+from .history import History
 from .loading import ModelUnavailableError, load_pipeline
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,14 @@ class Studio:
         )
         self.cache = PipelineCache(self._load, settings.cache_max_models, settings.cache_max_bytes)
         self.loading_closed = False  # on ZeroGPU, after preload(): a load inside a GPU call would vanish with it
+        self._history: History | None = None
+
+    @property
+    def history(self) -> History:
+        """Every generated image with its parameters, under the data dir (opened on first use)."""
+        if self._history is None:
+            self._history = History(self.settings.data_dir / "history", self.settings.history_max_mb * 2**20)
+        return self._history
 
     def pipeline(self, name: str, kind: str):
         """The cached pipeline of a catalog model, checked to be of the kind the caller can use."""

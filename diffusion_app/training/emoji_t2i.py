@@ -33,9 +33,9 @@ FEATURE_TOLERANCE = 1e-3  # open_clip and the converted encoder: largest differe
 CHECK_PROMPTS = ("red heart", "grinning face", "flag: Japan", "dog face", "green apple")
 
 VAE = TrainingConfig(
-    mode="vae", resolution=64, block_out_channels=[64, 128, 128], layers_per_block=1, latent_channels=4,
-    kl_weight=1e-6, random_flip=True, train_batch_size=32, learning_rate=5e-4, lr_warmup_steps=100,
-    max_train_steps=3000, use_ema=False, checkpointing_steps=250, save_images_steps=500, save_precision="fp32",
+    mode="vae", resolution=64, block_out_channels=[32, 64, 64], layers_per_block=1, latent_channels=4,
+    kl_weight=1e-6, random_flip=True, train_batch_size=32, learning_rate=1e-3, lr_warmup_steps=100,
+    max_train_steps=2000, use_ema=False, checkpointing_steps=250, save_images_steps=500, save_precision="fp32",
 )
 UNET = TrainingConfig(
     mode="text-to-image", unet_from_scratch=True, resolution=64, block_out_channels=[64, 128, 256],

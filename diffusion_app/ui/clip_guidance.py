@@ -5,19 +5,20 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
+from ..core.denoising import to_pil
+from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.clip_guidance import MAX_CUTOUTS, clip_objective
 from ..service.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
                                    clip_config_names)
-from ..core.denoising import to_pil
+from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
 from ..service.guidance import GuidedRun
 from ..service.sampling import MAX_STEPS
-from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
-from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
-                     seed_controls, zip_download)
+from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+                     sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
+from .remember import kept_in_history
 
 HOW_IT_WORKS = r"""
 CLIP embeds images and text in one space, so the distance between the predicted clean image
@@ -35,7 +36,7 @@ on first use.
 """
 
 
-def build_tab(studio: Studio) -> None:
+def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     with gr.Row():
         with gr.Column(scale=1):
@@ -71,6 +72,7 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @kept_in_history(studio, "clip-guidance", images_at=0, text_at=1)
     @runs_on_gpu(studio, lambda model_name, prompt_text, architecture_name, weights_value, scale_value, method_value,
                  cutout_count, count, step_count, *_, **__: gpu_seconds(
         UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name),
@@ -126,7 +128,7 @@ def build_tab(studio: Studio) -> None:
     architecture.change(suggest_weights, architecture, weights, api_visibility="private")
     inputs = [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
               end, seed, random_seed]
-    event = generate.click(generate_clip_guidance, inputs, [gallery, plot, report], api_name="generate_clip_guidance",
+    event = generate.click(generate_clip_guidance, [*inputs, visitor_id], [gallery, plot, report], api_name="generate_clip_guidance",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
@@ -138,3 +140,5 @@ def build_tab(studio: Studio) -> None:
                       16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
                     inputs, label="Examples (offline with the bundled CLIP)" if clip.weights == LOCAL_WEIGHTS
                     else "Examples (CLIP weights download on first use)")
+    return inputs
+

@@ -8,15 +8,16 @@ import gradio as gr
 
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
+from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..service.gpu_time import gpu_seconds, guided_passes
 from ..service.guidance import ColourObjective, GuidedRun
 from ..service.sampling import MAX_STEPS
-from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.studio import Studio
-from ..service.gpu_time import gpu_seconds, guided_passes
-from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, sampling_request,
-                     seed_controls, zip_download)
+from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+                     sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
+from .remember import kept_in_history
 
 DEFAULT_COLOUR = "#e8702a"
 
@@ -35,7 +36,7 @@ flat colour. The plot shows $L$ at each guided step.
 """
 
 
-def build_tab(studio: Studio) -> None:
+def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     with gr.Row():
         with gr.Column(scale=1):
@@ -61,6 +62,7 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, guided_gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @kept_in_history(studio, "colour-guidance", images_at=0, text_at=1)
     @runs_on_gpu(studio, lambda model_name, colour_value, scale_value, method_value, count, step_count, scheduler_name,
                  compare, *_, **__: gpu_seconds(UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name),
                                                 passes=guided_passes(method_value) + bool(compare)))
@@ -110,7 +112,7 @@ def build_tab(studio: Studio) -> None:
 
     inputs = [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
               random_seed]
-    event = generate.click(generate_colour_guidance, inputs, [guided_gallery, unguided_gallery, plot, report],
+    event = generate.click(generate_colour_guidance, [*inputs, visitor_id], [guided_gallery, unguided_gallery, plot, report],
                            api_name="generate_colour_guidance", **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
@@ -118,3 +120,5 @@ def build_tab(studio: Studio) -> None:
         gr.Examples([[default, "#d62828", 8, "fast", min(4, max_batch), 50, "DDIM", True, 1, 0, 1, 0, False],
                      [default, "#1f5fd1", 20, "exact", 1, 50, "DDIM", True, 2, 0, 0.6, 1, False]],
                     inputs, label="Examples (bundled model, offline)")
+    return inputs
+

@@ -6,11 +6,12 @@ import gradio as gr
 
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
+from ..service.gpu_time import gpu_seconds
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from ..service.gpu_time import gpu_seconds
-from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
+from .remember import kept_in_history
 
 HOW_IT_WORKS = r"""
 DDIM (Song et al. 2021) reuses a DDPM model but takes large, skipping steps. At each step the model's noise
@@ -27,7 +28,7 @@ With $\eta = 0$ sampling is deterministic; $\eta = 1$ adds DDPM's amount of fres
 """
 
 
-def build_tab(studio: Studio) -> None:
+def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     with gr.Row():
         with gr.Column(scale=1):
@@ -50,6 +51,7 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, noisy)
     how_it_works(HOW_IT_WORKS)
 
+    @kept_in_history(studio, "ddim", images_at=0)
     @runs_on_gpu(studio, lambda model_name, step_count, eta_value, count, *_, **__: gpu_seconds(
         UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name)))
     @reports_errors
@@ -87,10 +89,12 @@ def build_tab(studio: Studio) -> None:
         )
 
     inputs = [model, steps, eta, num_images, preview_every, seed, random_seed]
-    event = generate.click(generate_ddim, inputs, [noisy, predicted, report], api_name="generate_ddim",
+    event = generate.click(generate_ddim, [*inputs, visitor_id], [noisy, predicted, report], api_name="generate_ddim",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, 50, 0.0, min(4, max_batch), 5, 42, False], [default, 10, 1.0, 1, 1, 7, False]],
                     inputs, label="Examples (bundled model, offline)")
+    return inputs
+

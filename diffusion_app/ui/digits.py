@@ -7,12 +7,13 @@ import gradio as gr
 from ..catalog import CLASS_CONDITIONAL
 from ..core.denoising import to_pil
 from ..core.grid import image_grid
-from ..service.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
-from ..service.studio import Studio
 from ..service.gpu_time import gpu_seconds
-from .common import (runs_on_gpu, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from ..service.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
+from ..service.studio import Studio
+from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
+from .remember import kept_in_history
 
 HOW_IT_WORKS = r"""
 A class-conditional model predicts the noise given the class too, $\epsilon_\theta(x_t, t, y)$: a learned
@@ -42,7 +43,7 @@ def class_choices(studio: Studio, model_name: str | None) -> list[str]:
     return list(studio.catalog.get(model_name).class_names) if model_name else []
 
 
-def build_tab(studio: Studio) -> None:
+def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     with gr.Row():
         with gr.Column(scale=1):
@@ -72,6 +73,7 @@ def build_tab(studio: Studio) -> None:
         choices = class_choices(studio, model_name)
         return gr.CheckboxGroup(choices=choices, value=choices)
 
+    @kept_in_history(studio, "digits", images_at=2, text_at=1)
     @runs_on_gpu(studio, lambda model_name, chosen, count, step_count, scheduler_name, seed_value, use_random_seed,
                  cfg=DEFAULT_CFG_SCALE, *_, **__: gpu_seconds(CLASS_CONDITIONAL, step_count, len(chosen or ()) * count,
                                                         studio.sample_pixels(model_name), passes=1 if cfg == 1 else 2))
@@ -112,10 +114,12 @@ def build_tab(studio: Studio) -> None:
     model.change(show_classes, model, classes, api_visibility="private")
     # The CFG scale comes last so that API calls written before it existed still work.
     inputs = [model, classes, per_class, steps, scheduler, seed, random_seed, guidance]
-    event = generate.click(generate_digits, inputs, [grid, report, gallery], api_name="generate_digits",
+    event = generate.click(generate_digits, [*inputs, visitor_id], [grid, report, gallery], api_name="generate_digits",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     if model.value and len(choices) == 10:
         gr.Examples([[model.value, choices, min(4, max_batch), 50, "DDIM", 0, False, DEFAULT_CFG_SCALE],
                      [model.value, ["3", "7"], max_batch, 50, "DDIM", 1, False, DEFAULT_CFG_SCALE]],
                     inputs, label="Examples (bundled model, offline)")
+    return inputs
+

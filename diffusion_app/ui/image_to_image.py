@@ -14,6 +14,7 @@ from ..service.sampling import MAX_STEPS
 from ..service.text2img import TextToImageRequest
 from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
+from .remember import kept_in_history
 
 HOW_IT_WORKS = r"""
 SDEdit (Meng et al. 2022) turns sampling into editing: instead of starting from pure noise $x_T$, it noises the
@@ -29,7 +30,7 @@ details. Stable Diffusion does the same in its latent space, steered by the prom
 SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDULERS]))
 
 
-def build_tab(studio) -> None:
+def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     models = studio.catalog.names(UNCONDITIONAL) + studio.catalog.names(TEXT_TO_IMAGE)
     with gr.Row():
@@ -57,6 +58,7 @@ def build_tab(studio) -> None:
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @kept_in_history(studio, "image-to-image", images_at=1, text_at=3)
     @runs_on_gpu(studio, lambda model_name, picture, strength_value, prompt_text, negative_text, cfg, sampler_name,
                  step_count, count, *_, **__: gpu_seconds(
         studio.catalog.get(model_name).kind, step_count * strength_value, count, studio.sample_pixels(model_name)))
@@ -103,6 +105,8 @@ def build_tab(studio) -> None:
                                         f"{request.steps} {request.scheduler} steps in {run.seconds:.1f} s")
 
     inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed]
-    event = generate.click(generate_image_to_image, inputs, [start, gallery, report], api_name="generate_image_to_image",
+    event = generate.click(generate_image_to_image, [*inputs, visitor_id], [start, gallery, report], api_name="generate_image_to_image",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    return inputs
+

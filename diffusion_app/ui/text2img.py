@@ -6,21 +6,14 @@ import gradio as gr
 
 from ..catalog import LORA, TEXT_TO_IMAGE
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from ..service.gpu_time import gpu_seconds
 from ..service.lora_adapters import MAX_LORA_WEIGHT
 from ..service.studio import Studio
-from ..service.text2img import (
-    MAX_GUIDANCE,
-    MAX_SIDE,
-    MAX_STEPS,
-    MIN_SIDE,
-    SIDE_MULTIPLE,
-    TextToImageRequest,
-    TextToImageRun,
-    request_fields_from_png,
-)
-from ..service.gpu_time import gpu_seconds
-from .common import (runs_on_gpu, chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
-                     seed_controls, whole_number, zip_download)
+from ..service.text2img import (MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE, TextToImageRequest,
+                                TextToImageRun, request_fields_from_png)
+from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+                     runs_on_gpu, seed_controls, whole_number, zip_download)
+from .remember import kept_in_history
 
 HOW_IT_WORKS = r"""
 Stable Diffusion (Rombach et al. 2022) denoises in the 8x smaller latent space of a VAE. CLIP's text
@@ -53,7 +46,7 @@ def model_status(studio: Studio, name: str | None) -> str:
     return f"`{name}` downloads from the Hugging Face hub on first use ({entry.description or 'hub model'})."
 
 
-def build_tab(studio: Studio) -> None:
+def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     default_model = studio.catalog.default(TEXT_TO_IMAGE)
     with gr.Row():
@@ -95,6 +88,7 @@ def build_tab(studio: Studio) -> None:
                 read_report = gr.Markdown()
     how_it_works(HOW_IT_WORKS)
 
+    @kept_in_history(studio, "text2img", images_at=0, text_at=1)
     @runs_on_gpu(studio, lambda model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
                  image_height, count, *_, **__: gpu_seconds(
         TEXT_TO_IMAGE, step_count, count, image_width * image_height // 64, passes=1 if cfg == 1 else 2))
@@ -171,7 +165,7 @@ def build_tab(studio: Studio) -> None:
     # The LoRA and its weight come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
               seed, random_seed, lora, lora_weight]
-    event = generate.click(generate_text2img, inputs, [gallery, report], api_name="generate_text2img",
+    event = generate.click(generate_text2img, [*inputs, visitor_id], [gallery, report], api_name="generate_text2img",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report, *read_lora.values()],
@@ -183,6 +177,8 @@ def build_tab(studio: Studio) -> None:
                      [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
                       "", 1.0]],
                     inputs, label="Examples (the model downloads on first use)")
+    return inputs
+
 
 
 def finished_report(generation: TextToImageRun) -> str:

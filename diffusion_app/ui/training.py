@@ -15,7 +15,8 @@ import hmac
 
 import gradio as gr
 
-from ..catalog import TEXT_TO_IMAGE as TEXT_TO_IMAGE_MODELS, UNCONDITIONAL
+from ..catalog import TEXT_TO_IMAGE as TEXT_TO_IMAGE_MODELS
+from ..catalog import UNCONDITIONAL
 from ..hardware import mixed_precision_help
 from ..service.job_options import (DDPM, KINDS, LORA, MAX_LORA_RANK, MAX_RESOLUTION, MIN_RESOLUTION, MODEL_SIZES,
                                    TEXT_KINDS, TEXT_TO_IMAGE, JobOptions, presets)
@@ -25,8 +26,8 @@ from ..training.config import MIXED_PRECISION
 from ..training.dataset_report import preview_grid
 from .common import model_dropdown, number, reports_errors, whole_number
 from .training_jobs import build_jobs_panel, job_choices, shows_errors
-from .visitor import current_visitor
 from .training_report import escape, ordinal, report_markdown
+from .visitor import current_visitor
 
 FROM_SCRATCH, FINE_TUNE = "From scratch", "Fine-tune a model"
 STEPS, EPOCHS = "steps", "epochs"
@@ -50,9 +51,11 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
         login = gr.Button("Log in")
 
     with gr.Column(visible=not credentials) as main:
-        if settings.public and not credentials:
+        if settings.public and not credentials and settings.space_id:
             gr.Markdown("Sign in with your Hugging Face account to train: your jobs and models are yours alone.")
             gr.LoginButton()
+        elif settings.public and not credentials:  # Hugging Face sign-in exists on a Space only
+            gr.Markdown("Training on this public server needs a login: its operator sets DS_TRAINING_AUTH users.")
         if settings.zerogpu:
             gr.Markdown("On this ZeroGPU Space training runs on the CPU: ZeroGPU lends its GPU to generation "
                         "requests only. The quick-test presets finish in minutes.")

@@ -11,8 +11,8 @@ import pandas as pd
 from ..service.jobs import FAILED, RUNNING, JobManager
 from ..service.visitors import Visitor
 from .common import whole_number
-from .visitor import current_visitor
 from .training_report import TABLE_HEADERS, escape, status_html, table_row
+from .visitor import current_visitor
 
 REFRESH_SECONDS = 2.0
 

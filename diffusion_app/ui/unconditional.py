@@ -5,11 +5,12 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
+from ..service.gpu_time import gpu_seconds
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from ..service.gpu_time import gpu_seconds
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
+from .remember import kept_in_history
 
 HOW_IT_WORKS = r"""
 Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
@@ -23,7 +24,7 @@ there, which is what the DDIM tab is for. The same seed always gives the same im
 """
 
 
-def build_tab(studio: Studio) -> None:
+def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     with gr.Row():
         with gr.Column(scale=1):
@@ -39,6 +40,7 @@ def build_tab(studio: Studio) -> None:
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
+    @kept_in_history(studio, "unconditional", images_at=0)
     @runs_on_gpu(studio, lambda model_name, count, step_count, *_, **__: gpu_seconds(
         UNCONDITIONAL, step_count, count, studio.sample_pixels(model_name)))
     @reports_errors
@@ -66,10 +68,12 @@ def build_tab(studio: Studio) -> None:
         )
 
     inputs = [model, num_images, steps, seed, random_seed]
-    event = generate.click(generate_unconditional, inputs, [gallery, report], api_name="generate_unconditional",
+    event = generate.click(generate_unconditional, [*inputs, visitor_id], [gallery, report], api_name="generate_unconditional",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, min(4, max_batch), 100, 42, False], [default, 1, 1000, 7, False]],
                     inputs, label="Examples (bundled model, offline)")
+    return inputs
+
