@@ -34,6 +34,7 @@ Environment variables (all optional):
     DS_MAX_UPLOADS_PER_HOUR  public server: uploads (and hub datasets) one visitor may check an hour (default: 10)
     DS_ALLOW_HUB_DATASETS    1 to let visitors of a public server train on hub datasets (default: 0 there)
     DS_HISTORY_MAX_MB   the history's images, all visitors together; past it the oldest go (default: 500)
+    DS_MAX_SWEEP_CELLS  the most cells one X/Y/Z sweep may have (default: 64)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -108,6 +109,7 @@ class Settings:
     max_uploads_per_hour: int = 10
     allow_hub_datasets: bool = True
     history_max_mb: int = 500
+    max_sweep_cells: int = 64
 
     @property
     def training_device(self) -> str:
@@ -163,6 +165,7 @@ class Settings:
             max_uploads_per_hour=positive_int(env.get("DS_MAX_UPLOADS_PER_HOUR", 10), "DS_MAX_UPLOADS_PER_HOUR"),
             allow_hub_datasets=flag(env, "DS_ALLOW_HUB_DATASETS", default=not public),
             history_max_mb=positive_int(env.get("DS_HISTORY_MAX_MB", 500), "DS_HISTORY_MAX_MB"),
+            max_sweep_cells=positive_int(env.get("DS_MAX_SWEEP_CELLS", 64), "DS_MAX_SWEEP_CELLS"),
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":

@@ -34,6 +34,8 @@ def value_from_schema(parameter: dict, picture: str):
     least of its range, or a file for image inputs."""
     schema, default = parameter["type"], parameter.get("parameter_default")
     kind = schema.get("type")
+    if parameter["component"] == "Browserstate":  # the optional browser id: any JSON, left out by API callers
+        return default
     if "enum" in schema:
         return default if default in schema["enum"] else schema["enum"][0]
     if kind == "array":

@@ -11,14 +11,16 @@ from ..service.clip_guidance import MAX_CUTOUTS, clip_objective
 from ..service.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
                                    clip_config_names)
 from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
-from ..service.guidance import GuidedRun
+from ..service.guidance import GUIDANCE_METHODS, GuidedRun
 from ..service.sampling import MAX_STEPS
 from ..service.studio import Studio
+from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 HOW_IT_WORKS = r"""
 CLIP embeds images and text in one space, so the distance between the predicted clean image
@@ -131,6 +133,16 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_clip_guidance, [*inputs, visitor_id], [gallery, plot, report], api_name="generate_clip_guidance",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "clip-guidance", generate_clip_guidance, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Prompt": SweepInput(1, AxisKind("text"), search_replace=True),
+                   "Guidance scale": SweepInput(4, AxisKind("float")),
+                   "Method": SweepInput(5, AxisKind("text", GUIDANCE_METHODS)),
+                   "Cutouts": SweepInput(6, AxisKind("int")),
+                   "Steps": SweepInput(8, AxisKind("int")),
+                   "Scheduler": SweepInput(9, AxisKind("text", tuple(UNCONDITIONAL_SCHEDULERS))),
+                   "Seed": SweepInput(13, AxisKind("int"))},
+        count=7, seed=13, random_seed=14, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         clip = offered[0]

@@ -10,14 +10,16 @@ from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.gpu_time import gpu_seconds, guided_passes
-from ..service.guidance import ColourObjective, GuidedRun
+from ..service.guidance import GUIDANCE_METHODS, ColourObjective, GuidedRun
 from ..service.sampling import MAX_STEPS
 from ..service.studio import Studio
+from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 DEFAULT_COLOUR = "#e8702a"
 
@@ -115,6 +117,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_colour_guidance, [*inputs, visitor_id], [guided_gallery, unguided_gallery, plot, report],
                            api_name="generate_colour_guidance", **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "colour-guidance", generate_colour_guidance, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Colour": SweepInput(1, AxisKind("text")),
+                   "Guidance scale": SweepInput(2, AxisKind("float")),
+                   "Method": SweepInput(3, AxisKind("text", GUIDANCE_METHODS)),
+                   "Steps": SweepInput(5, AxisKind("int")),
+                   "Scheduler": SweepInput(6, AxisKind("text", tuple(UNCONDITIONAL_SCHEDULERS))),
+                   "Seed": SweepInput(11, AxisKind("int"))},
+        count=4, seed=11, random_seed=12, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, "#d62828", 8, "fast", min(4, max_batch), 50, "DDIM", True, 1, 0, 1, 0, False],

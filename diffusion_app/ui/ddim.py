@@ -9,9 +9,11 @@ from ..core.denoising import to_pil
 from ..service.gpu_time import gpu_seconds
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
+from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 HOW_IT_WORKS = r"""
 DDIM (Song et al. 2021) reuses a DDPM model but takes large, skipping steps. At each step the model's noise
@@ -92,6 +94,12 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_ddim, [*inputs, visitor_id], [noisy, predicted, report], api_name="generate_ddim",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "ddim", generate_ddim, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Steps": SweepInput(1, AxisKind("int")),
+                   "Eta": SweepInput(2, AxisKind("float")),
+                   "Seed": SweepInput(5, AxisKind("int"))},
+        count=3, seed=5, random_seed=6, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, 50, 0.0, min(4, max_batch), 5, 42, False], [default, 10, 1.0, 1, 1, 7, False]],

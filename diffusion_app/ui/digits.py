@@ -11,9 +11,11 @@ from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
 from ..service.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..service.studio import Studio
+from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 HOW_IT_WORKS = r"""
 A class-conditional model predicts the noise given the class too, $\epsilon_\theta(x_t, t, y)$: a learned
@@ -117,6 +119,14 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_digits, [*inputs, visitor_id], [grid, report, gallery], api_name="generate_digits",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "digits", generate_digits, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Digit": SweepInput(1, AxisKind("list")),
+                   "Steps": SweepInput(3, AxisKind("int")),
+                   "Scheduler": SweepInput(4, AxisKind("text", tuple(UNCONDITIONAL_SCHEDULERS))),
+                   "CFG scale": SweepInput(7, AxisKind("float")),
+                   "Seed": SweepInput(5, AxisKind("int"))},
+        count=2, seed=5, random_seed=6, images_at=2), visitor_id)
     if model.value and len(choices) == 10:
         gr.Examples([[model.value, choices, min(4, max_batch), 50, "DDIM", 0, False, DEFAULT_CFG_SCALE],
                      [model.value, ["3", "7"], max_batch, 50, "DDIM", 1, False, DEFAULT_CFG_SCALE]],

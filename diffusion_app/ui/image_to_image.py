@@ -11,10 +11,12 @@ from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
 from ..service.image_to_image import SDEditRun, image_to_image_run
 from ..service.sampling import MAX_STEPS
+from ..service.sweep import AxisKind
 from ..service.text2img import TextToImageRequest
 from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 HOW_IT_WORKS = r"""
 SDEdit (Meng et al. 2022) turns sampling into editing: instead of starting from pure noise $x_T$, it noises the
@@ -108,5 +110,14 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_image_to_image, [*inputs, visitor_id], [start, gallery, report], api_name="generate_image_to_image",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "image-to-image", generate_image_to_image, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Strength": SweepInput(2, AxisKind("float")),
+                   "Prompt": SweepInput(3, AxisKind("text"), search_replace=True),
+                   "CFG scale": SweepInput(5, AxisKind("float")),
+                   "Sampler": SweepInput(6, AxisKind("text", tuple(SAMPLERS))),
+                   "Steps": SweepInput(7, AxisKind("int")),
+                   "Seed": SweepInput(9, AxisKind("int"))},
+        count=8, seed=9, random_seed=10, images_at=1), visitor_id)
     return inputs
 

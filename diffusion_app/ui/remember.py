@@ -23,7 +23,10 @@ VISITOR_STORAGE_KEY = "diffusion-studio-visitor"
 
 
 def visitor_state() -> gr.BrowserState:
-    return gr.BrowserState(None, storage_key=VISITOR_STORAGE_KEY)
+    state = gr.BrowserState(None, storage_key=VISITOR_STORAGE_KEY)
+    # BrowserState describes itself to the API as any JSON, an empty type that MCP clients reject as a schema.
+    state.api_info = lambda: {"type": "string", "description": "the browser's history id (public servers; optional)"}
+    return state
 
 
 def give_visitor_an_id(app: gr.Blocks, visitor_id: gr.BrowserState) -> None:
@@ -73,5 +76,7 @@ def remember(studio: Studio, tab: str, inputs: list, images, text_at: int | None
 def keep_input(studio: Studio, value):
     """An input as JSON: an image input (image to image's start) is saved beside the history's images."""
     if isinstance(value, Image.Image):
-        return str(save_png(value, studio.history.folder / "inputs" / f"{uuid.uuid4().hex}.png"))
+        folder = studio.history.folder / "inputs"
+        folder.mkdir(exist_ok=True)
+        return str(save_png(value, folder / f"{uuid.uuid4().hex}.png"))
     return value

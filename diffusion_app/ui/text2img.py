@@ -9,11 +9,13 @@ from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
 from ..service.lora_adapters import MAX_LORA_WEIGHT
 from ..service.studio import Studio
+from ..service.sweep import AxisKind
 from ..service.text2img import (MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE, TextToImageRequest,
                                 TextToImageRun, request_fields_from_png)
 from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 HOW_IT_WORKS = r"""
 Stable Diffusion (Rombach et al. 2022) denoises in the 8x smaller latent space of a VAE. CLIP's text
@@ -168,6 +170,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_text2img, [*inputs, visitor_id], [gallery, report], api_name="generate_text2img",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "text2img", generate_text2img, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Prompt": SweepInput(1, AxisKind("text"), search_replace=True),
+                   "Sampler": SweepInput(3, AxisKind("text", tuple(TEXT_TO_IMAGE_SCHEDULERS))),
+                   "Steps": SweepInput(4, AxisKind("int")),
+                   "CFG scale": SweepInput(5, AxisKind("float")),
+                   "LoRA weight": SweepInput(13, AxisKind("float")),
+                   "Seed": SweepInput(10, AxisKind("int"))},
+        count=8, seed=10, random_seed=11, images_at=0), visitor_id)
     png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report, *read_lora.values()],
                api_name="read_parameters",
                concurrency_limit=None)

@@ -8,9 +8,11 @@ from ..catalog import UNCONDITIONAL
 from ..service.gpu_time import gpu_seconds
 from ..service.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
+from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .remember import kept_in_history
+from .sweep import SweepInput, SweepTab, sweep_panel
 
 HOW_IT_WORKS = r"""
 Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
@@ -71,6 +73,11 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     event = generate.click(generate_unconditional, [*inputs, visitor_id], [gallery, report], api_name="generate_unconditional",
                            **generation_queue(studio))
     stop.click(None, cancels=[event])
+    sweep_panel(studio, "unconditional", generate_unconditional, inputs, SweepTab(
+        {"Model": SweepInput(0, AxisKind("text")),
+                   "Steps": SweepInput(2, AxisKind("int")),
+                   "Seed": SweepInput(3, AxisKind("int"))},
+        count=1, seed=3, random_seed=4, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         gr.Examples([[default, min(4, max_batch), 100, 42, False], [default, 1, 1000, 7, False]],
