@@ -15,14 +15,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from PIL import Image
 
 from ..core.metadata import PARAMETERS_KEY, save_png
+from .sqlite_db import sqlite_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -63,16 +62,9 @@ class History:
         self.max_bytes = max_bytes
         self.path = folder / "history.db"
         self._prune_lock = threading.Lock()
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
 
     def add(self, tab: str, model: str, text: str, inputs: list, images: list[Image.Image],
             owner: str | None = None) -> list[str]:
@@ -85,7 +77,7 @@ class History:
             rows.append((image_id, now, tab, str(model), str(text or ""), image.info.get(PARAMETERS_KEY, ""),
                          json.dumps(inputs), position, owner, path.stat().st_size))
             ids.append(image_id)
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             db.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self.prune()
         return ids
@@ -105,14 +97,14 @@ class History:
             clauses.append("(text LIKE ? OR parameters LIKE ?)")
             values += [f"%{text}%"] * 2
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             rows = db.execute(f"SELECT * FROM images {where} ORDER BY created DESC, position LIMIT ?",
                               (*values, limit)).fetchall()
         return [image_from_row(row) for row in rows]
 
     def get(self, image_id: str, owner: str | None = None) -> HistoryImage:
         """One image; another owner's image is, to this owner, no image at all."""
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             row = db.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
         if row is None or (owner is not None and row["owner"] != owner):
             raise ValueError("That image is not in your history (it was deleted, or pruned as the oldest).")
@@ -120,12 +112,12 @@ class History:
 
     def delete(self, image_id: str, owner: str | None = None) -> None:
         self.get(image_id, owner)
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             db.execute("DELETE FROM images WHERE id = ?", (image_id,))
         self.file(image_id).unlink(missing_ok=True)
 
     def total_bytes(self) -> int:
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             return db.execute("SELECT COALESCE(SUM(bytes), 0) FROM images").fetchone()[0]
 
     def prune(self) -> int:
@@ -133,7 +125,7 @@ class History:
         removed = 0
         with self._prune_lock:
             while self.total_bytes() > self.max_bytes:
-                with self._transaction() as db:
+                with sqlite_transaction(self.path) as db:
                     oldest = db.execute("SELECT id FROM images ORDER BY created, position LIMIT 50").fetchall()
                     db.executemany("DELETE FROM images WHERE id = ?", [(row["id"],) for row in oldest])
                 for row in oldest:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from contextlib import closing, contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
+
+from .sqlite_db import sqlite_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -61,7 +61,7 @@ class JobStore:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
             present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
@@ -69,17 +69,10 @@ class JobStore:
                 if column not in present:
                     db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
-
     def add(self, name: str, status: str, config: dict, dataset: dict, owner: str | None = None) -> Job:
         now = time.time()
         try:
-            with self._transaction() as db:
+            with sqlite_transaction(self.path) as db:
                 cursor = db.execute(
                     "INSERT INTO jobs (name, status, config, dataset, created, queued_at, owner) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -89,19 +82,19 @@ class JobStore:
         return self.get(cursor.lastrowid)
 
     def get(self, job_id: int) -> Job:
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJobError(f"There is no job #{job_id}.")
         return job_from_row(row)
 
     def all(self) -> list[Job]:
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             return [job_from_row(row) for row in db.execute("SELECT * FROM jobs ORDER BY id")]
 
     def with_status(self, status: str) -> list[Job]:
         """Jobs in this status, in queue order."""
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             rows = db.execute("SELECT * FROM jobs WHERE status = ? ORDER BY queued_at, id", (status,))
             return [job_from_row(row) for row in rows]
 
@@ -112,14 +105,14 @@ class JobStore:
         values = {key: json.dumps(value) if key in JSON_COLUMNS else value for key, value in values.items()}
         assignments = ", ".join(f"{key} = ?" for key in values)
         try:
-            with self._transaction() as db:
+            with sqlite_transaction(self.path) as db:
                 db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*values.values(), job_id))
         except sqlite3.IntegrityError:
             raise ValueError(f"A job named {values.get('name')!r} exists already; choose another name.") from None
         return self.get(job_id)
 
     def delete(self, job_id: int) -> None:
-        with self._transaction() as db:
+        with sqlite_transaction(self.path) as db:
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
 

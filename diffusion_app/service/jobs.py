@@ -16,22 +16,21 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
 from ..catalog import UnknownModelError, entry_from_folder
 from ..settings import REPO_ROOT
-from ..training.checkpoints import checkpoint_step, latest_checkpoint
+from ..training.checkpoints import latest_checkpoint
 from ..training.dataset_report import build_training_folder
 from ..training.uploads import UploadLimits
 from .job_base_models import base_model
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
 from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
-from .job_progress import JobProgress, read_progress
+from .job_folders import LOG_FILE, JobFolders
+from .job_hub import push_folder
 from .job_store import Job, JobStore, UnknownJobError
 from .job_uploads import UploadArea
 from .studio import Studio
@@ -46,21 +45,17 @@ POLL_SECONDS = 1.0
 CANCEL_GRACE_SECONDS = 60.0  # then the whole process group is killed
 SHUTDOWN_GRACE_SECONDS = 10.0  # for running trainers to checkpoint when the server stops
 CONFIG_FILE = "job.json"
-LOG_FILE = "train.log"
-LOG_TAIL_BYTES = 16_384
-HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
-class JobManager:
+class JobManager(JobFolders):
     def __init__(self, studio: Studio):
+        super().__init__(studio.settings.data_dir / "jobs")
         self.studio = studio
         self.settings = studio.settings
-        self.jobs_dir = self.settings.data_dir / "jobs"
         self.uploads = UploadArea(self.settings.data_dir / "uploads", UploadLimits.from_settings(self.settings),
                                   self.settings)
         self.store = JobStore(self.jobs_dir / "jobs.db")
         self._children = {}  # job id -> subprocess.Popen of the trainers this manager started
-        self._progress = {}  # job id -> (what the progress file looked like, JobProgress read from it)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -282,28 +277,14 @@ class JobManager:
             return job
 
     def push_to_hub(self, job_id: int, repo_id: str, token: str, visitor: Visitor | None = None) -> str:
-        """Upload a finished job's pipeline to a hub repository; the token is used for this call only."""
-        from huggingface_hub import create_repo, upload_folder
-
+        """Upload a finished job's model to a hub repository; the token is used for this call only."""
         job = self.job(job_id, visitor)
         if job.status != FINISHED:
             raise ValueError(f"Job #{job_id} is {job.status}; only a finished job's model can be pushed.")
-        repo_id = (repo_id or "").strip()
-        if not HUB_REPO_ID.fullmatch(repo_id):
-            raise ValueError(f"Hub repository must look like user/name, got {repo_id!r}.")
-        if not token or not token.strip():
-            raise ValueError("Type a Hugging Face access token with write permission to push.")
-        if self.settings.offline:
-            raise ValueError("This server runs offline (DS_OFFLINE); pushing to the hub needs network access.")
-        try:
-            create_repo(repo_id, token=token.strip(), exist_ok=True)
-            upload_folder(repo_id=repo_id, folder_path=self.pipeline_folder(job), token=token.strip(),
+        url = push_folder(self.pipeline_folder(job), repo_id, token, offline=self.settings.offline,
                           commit_message=f"Upload {job.name}, trained with Diffusion Studio")
-        except Exception as err:  # network, permission and validation errors alike end here
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ValueError(f"Pushing job #{job_id} to {repo_id} failed: {reason}") from None
-        logger.info("job #%d (%s) pushed to %s", job_id, job.name, repo_id)
-        return f"https://huggingface.co/{repo_id}"
+        logger.info("job #%d (%s) pushed to %s", job_id, job.name, url)
+        return url
 
     def _register(self, job: Job) -> None:
         entry = entry_from_folder(self.pipeline_folder(job), job.name)
@@ -341,43 +322,10 @@ class JobManager:
             raise UnknownJobError(f"There is no job #{job_id}.")
         return job
 
-    def folder(self, job_id: int) -> Path:
-        return self.jobs_dir / str(job_id)
-
-    def pipeline_folder(self, job: Job) -> Path:
-        """The finished model's folder: `pipeline/` (a diffusers pipeline) or `lora/` (LoRA adapters)."""
-        folder = "lora" if job.config.get("mode") == "lora" else "pipeline"
-        return (self.folder(job.id) / OUTPUT_FOLDER / folder).resolve()
-
-    def progress(self, job: Job) -> JobProgress:
-        """Read again only when the file has changed: the jobs panel asks every few seconds."""
-        path = self.folder(job.id) / OUTPUT_FOLDER / "progress.jsonl"
-        try:
-            signature = (path.stat().st_mtime_ns, path.stat().st_size, job.launched_at)
-        except FileNotFoundError:
-            signature = (None, None, job.launched_at)
-        cached = self._progress.get(job.id)
-        if cached is None or cached[0] != signature:
-            cached = self._progress[job.id] = (signature, read_progress(path, job.launched_at))
-        return cached[1]
-
-    def checkpoint_step(self, job: Job) -> int | None:
-        checkpoint = latest_checkpoint(self.folder(job.id) / OUTPUT_FOLDER)
-        return checkpoint_step(checkpoint) if checkpoint else None
-
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start; None when the job is not queued."""
         queued = [queued.id for queued in self.store.with_status(QUEUED)]
         return queued.index(job.id) + 1 if job.id in queued else None
-
-    def log_tail(self, job: Job, lines: int = 30) -> str:
-        log = self.folder(job.id) / LOG_FILE
-        if not log.is_file():
-            return ""
-        with log.open("rb") as file:
-            file.seek(max(0, log.stat().st_size - LOG_TAIL_BYTES))
-            text = file.read().decode("utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def trainer_process(job: Job) -> TrainerProcess:
