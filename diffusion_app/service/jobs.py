@@ -27,10 +27,10 @@ from ..training.checkpoints import latest_checkpoint
 from ..training.dataset_report import build_training_folder
 from ..training.uploads import UploadLimits
 from .job_base_models import base_model
-from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
-from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
 from .job_folders import LOG_FILE, JobFolders
 from .job_hub import push_folder
+from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
+from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
 from .job_store import Job, JobStore, UnknownJobError
 from .job_uploads import UploadArea
 from .studio import Studio
