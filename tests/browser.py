@@ -70,11 +70,15 @@ def set_number(panel, label: str, value: int) -> None:
     field.send_keys(str(value), Keys.TAB)
 
 
-def gallery_images(panel, label: str) -> list:
-    """The gallery's images once the browser has decoded every one of them, else an empty list."""
+def gallery_images(panel, label: str, first: int | None = None) -> list:
+    """The gallery's images (or its first few) once the browser has decoded them, else an empty list.
+
+    Gradio's gallery loads its images lazily, so in a long gallery (the History tab's) the ones
+    below the fold never decode: wait on the `first` ones only there.
+    """
     block = panel.find_element(
         By.XPATH, f".//div[contains(@class,'block')][.//label[@data-testid='block-label'][normalize-space()='{label}']]")
-    images = block.find_elements(By.TAG_NAME, "img")
+    images = block.find_elements(By.TAG_NAME, "img")[:first]
     loaded = panel.parent.execute_script("return arguments[0].every(i => i.complete && i.naturalWidth > 0)", images)
     return images if loaded else []
 

@@ -37,7 +37,7 @@ def test_a_sweep_then_the_history_sends_an_image_back(page):
     assert len(WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Cells"))) >= 2
 
     panel = open_tab(page, "History", "Images, newest first")
-    images = WebDriverWait(page, 20).until(lambda d: gallery_images(panel, "Images, newest first"))
+    images = WebDriverWait(page, 20).until(lambda d: gallery_images(panel, "Images, newest first", first=1))
     images[0].click()
     WebDriverWait(page, 10).until(lambda d: "Steps: 4" in panel.text or "Steps: 2" in panel.text)
     shown_steps = 4 if "Steps: 4" in panel.text else 2
