@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
@@ -145,6 +146,15 @@ def test_missing_clip_weights_offline_name_the_model_and_the_remedy(studio):
     message = str(caught.value)
     assert "ViT-B-32" in message and "'openai'" in message and "offline" in message
     assert "huggingface.co/timm/vit_base_patch32_clip_224.openai" in message and "path" in message
+
+
+def test_missing_clip_weights_name_the_mirror_in_use(studio, monkeypatch):
+    """HF_ENDPOINT (read by huggingface_hub at import) decides the address a message points to."""
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9/mirror")
+    with pytest.raises(ModelUnavailableError) as caught:
+        clip_objective(studio, ClipSpec("ViT-B-32", "openai"), PROMPT, 4)
+    assert "http://127.0.0.1:9/mirror/timm/vit_base_patch32_clip_224.openai" in str(caught.value)
+    assert "HF_ENDPOINT" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,8 @@ def test_upload_to_model_end_to_end(manager, studio, tmp_path, monkeypatch, capl
     online = JobManager(Studio(replace(studio.settings, offline=False), catalog=studio.catalog))
     assert online.push_to_hub(job.id, "me/renamed", SECRET) == "https://huggingface.co/me/renamed"
     assert calls == [("me/renamed", SECRET), ("me/renamed", SECRET, manager.pipeline_folder(finished))]
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9/mirror")
+    assert online.push_to_hub(job.id, "me/renamed", SECRET) == "http://127.0.0.1:9/mirror/me/renamed"
     stored = b"".join(path.read_bytes() for path in studio.settings.data_dir.rglob("*") if path.is_file())
     assert SECRET.encode() not in stored and SECRET not in caplog.text
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import constants, try_to_load_from_cache
 
 import open_clip
 from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-from .loading import ModelUnavailableError
+from .loading import MIRROR_HINT, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +187,11 @@ def cached_checkpoint(tag_config: dict) -> str | None:
 
 def unavailable_message(spec: ClipSpec, tag_config: dict, offline: bool) -> str:
     repo, filenames = hub_location(tag_config)
-    source = f"https://huggingface.co/{repo}" if repo else tag_config.get("url", "its download address")
+    source = f"{constants.ENDPOINT}/{repo}" if repo else tag_config.get("url", "its download address")
     reason = "the app runs offline" if offline else "the hub could not be reached"
     return (
         f"CLIP model {spec.architecture} with weights {spec.weights!r} is not available: its checkpoint is not in "
         f"the local Hugging Face cache and {reason}. Run the app once with network access to "
         f"download it, or download {filenames[0] if repo else 'the checkpoint'} from {source} and enter the "
-        f"file's path as the CLIP weights."
+        f"file's path as the CLIP weights. {MIRROR_HINT}"
     )

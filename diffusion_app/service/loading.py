@@ -21,6 +21,9 @@ class ModelUnavailableError(RuntimeError):
     """A model that cannot be loaded here; the message says what is missing and how to provide it."""
 
 
+MIRROR_HINT = "Where the hub is reached through a mirror, set HF_ENDPOINT (e.g. https://hf-mirror.com) before starting."
+
+
 def unavailable_message(entry: ModelEntry, reason: str) -> str:
     if entry.is_local:
         return f"Model {entry.name!r} could not be loaded from {entry.source}: {reason}"
@@ -28,7 +31,7 @@ def unavailable_message(entry: ModelEntry, reason: str) -> str:
         f"Model {entry.name!r} is not available: it is not in the local Hugging Face cache and the hub "
         f"({entry.source}) could not be reached. Run the app once with network access to download it, "
         f"or download the folder elsewhere and add it with `python app.py --add-model {entry.name}=/path/to/folder` "
-        f"(or copy it into models/)."
+        f"(or copy it into models/). {MIRROR_HINT}"
     )
 
 
