@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from ..hardware import trainer_threads
+from ..settings import REPO_ROOT
 
 TRAINER_MODULE = "diffusion_app.training.train"
 NICENESS = 10  # the server's requests come first on a shared CPU
@@ -40,6 +41,15 @@ def trainer_command(config_file: Path, mixed_precision: str, cpu: bool) -> list[
     command += ["-m", TRAINER_MODULE, "--config", str(config_file)]
     nice = shutil.which("nice")
     return [nice, "-n", str(NICENESS), *command] if nice else command
+
+
+def trainer_environment(offline: bool) -> dict[str, str]:
+    """The server's environment, with unbuffered output (the log updates live) and this project importable."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
 
 
 def start_trainer(command: list[str], log_file: Path, cwd: Path, env: dict[str, str]

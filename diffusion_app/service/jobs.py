@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import shutil
 import threading
 import time
 from dataclasses import asdict, replace
 
 from ..catalog import UnknownModelError, entry_from_folder
-from ..settings import REPO_ROOT
 from ..training.checkpoints import latest_checkpoint
 from ..training.dataset_report import build_training_folder
 from ..training.uploads import UploadLimits
@@ -30,7 +28,8 @@ from .job_base_models import base_model
 from .job_folders import LOG_FILE, JobFolders
 from .job_hub import push_folder
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
-from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command
+from .job_process import (TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command,
+                          trainer_environment)
 from .job_store import Job, JobStore, UnknownJobError
 from .job_uploads import UploadArea
 from .studio import Studio
@@ -125,7 +124,7 @@ class JobManager(JobFolders):
         command = trainer_command(folder / CONFIG_FILE, job.config["mixed_precision"],
                                   cpu=self.settings.training_device == "cpu")
         try:
-            child, process = start_trainer(command, folder / LOG_FILE, folder, self._trainer_environment())
+            child, process = start_trainer(command, folder / LOG_FILE, folder, trainer_environment(self.settings.offline))
         except OSError as err:
             self.store.update(job.id, status=FAILED, ended_at=time.time(),
                               message=f"The trainer could not start: {err}")
@@ -134,13 +133,6 @@ class JobManager(JobFolders):
         self.store.update(job.id, status=RUNNING, launched_at=launched, ended_at=None, pid=process.pid,
                           pid_created=process.created, cancel_requested=None, message=None)
         logger.info("job #%d (%s) started, process group %d", job.id, job.name, process.pid)
-
-    def _trainer_environment(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        if self.settings.offline:
-            env["HF_HUB_OFFLINE"] = "1"
-        return env
 
     def _watch(self, job: Job) -> None:
         child = self._children.get(job.id)
