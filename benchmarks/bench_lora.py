@@ -42,8 +42,8 @@ from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.data import ImageDataset, read_items
 from diffusion_app.training.modes.lora import UNET_TARGETS
-from diffusion_app.training.train import train
 from measure import write_random_images
+from trainer_windows import steady_throughput, trainer_windows
 from report import print_table
 
 RATIO_TARGET = 0.95
@@ -61,20 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def trainer_windows(config: TrainingConfig) -> list[tuple[int, float]]:
-    """Run the trainer; (images, seconds) per logged window, from progress.jsonl."""
-    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate keeps one mixed precision per process
-    train(config)
-    records = [json.loads(line) for line in (Path(config.output_dir) / "progress.jsonl").read_text().splitlines()]
-    windows, previous = [], 0
-    for record in records:
-        if "images_per_s" in record:
-            images = (record["step"] - previous) * config.train_batch_size
-            windows.append((images, images / record["images_per_s"]))
-            previous = record["step"]
-    return windows
 
 
 def plain_windows(config: TrainingConfig) -> list[tuple[int, float]]:
@@ -124,11 +110,6 @@ def plain_windows(config: TrainingConfig) -> list[tuple[int, float]]:
             if step >= config.max_train_steps:
                 break
     return windows
-
-
-def steady_throughput(windows: list[tuple[int, float]]) -> float:
-    steady = windows[1:] or windows
-    return sum(images for images, _ in steady) / sum(seconds for _, seconds in steady)
 
 
 def main(argv: list[str] | None = None) -> int:

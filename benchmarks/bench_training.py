@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import diffusion_app  # noqa: F401  (first: lets diffusers import where torchvision is CPU-incompatible)
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -45,8 +44,8 @@ from diffusion_app.service.job_options import presets, training_config
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.data import ImageDataset
 from diffusion_app.training.modes.ddpm import build_unet
-from diffusion_app.training.train import train
 from measure import write_random_images
+from trainer_windows import steady_throughput, trainer_windows
 from report import print_table
 
 RATIO_TARGET = 1.8
@@ -62,20 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=512, help="random images in the dataset (default: 512)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def trainer_windows(config: TrainingConfig) -> list[tuple[int, float, float]]:
-    """Run the trainer; (images, seconds, mean loss) per logged window, from progress.jsonl."""
-    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate keeps one mixed precision per process
-    train(config)
-    records = [json.loads(line) for line in (Path(config.output_dir) / "progress.jsonl").read_text().splitlines()]
-    windows, previous_step = [], 0
-    for record in records:
-        if "images_per_s" in record:
-            images = (record["step"] - previous_step) * config.train_batch_size
-            windows.append((images, images / record["images_per_s"], record["loss"]))
-            previous_step = record["step"]
-    return windows
 
 
 def plain_windows(config: TrainingConfig, dataset: ImageDataset) -> list[tuple[int, float, float]]:
@@ -117,12 +102,6 @@ def plain_windows(config: TrainingConfig, dataset: ImageDataset) -> list[tuple[i
             if step >= config.max_train_steps:
                 break
     return windows
-
-
-def steady_throughput(windows: list[tuple[int, float, float]]) -> float:
-    """Images/s over every window but the first."""
-    steady = windows[1:] or windows
-    return sum(images for images, _, _ in steady) / sum(seconds for _, seconds, _ in steady)
 
 
 def final_loss(windows: list[tuple[int, float, float]]) -> float:
