@@ -14,6 +14,7 @@ from PIL import Image
 from app import parse_args
 from diffusion_app.catalog import TEXT_TO_IMAGE, UnknownModelError, build_catalog
 from diffusion_app.service.loading import ModelUnavailableError, load_pipeline
+from diffusion_app.service.model_configs import native_resolution
 from diffusion_app.core.metadata import save_png
 from diffusion_app.core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from diffusion_app.service.studio import Studio
@@ -28,7 +29,7 @@ from diffusion_app.service.text2img import (
 )
 from diffusion_app.settings import MemorySavers, Settings
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline, clip_tokenizer
-from diffusion_app.ui.text2img import model_status
+from diffusion_app.ui.text2img import model_status, native_side
 from conftest import TINY_SD_MODEL
 
 HUB_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -296,3 +297,12 @@ def test_offline_the_hub_model_is_reported_unavailable_with_how_to_provide_it(st
         generate(studio, request(model=HUB_SD))
     assert "available on this machine" in model_status(studio, TINY_SD_MODEL)
     assert len(generate(studio, request())[0]) == 1  # nothing else is affected
+
+
+def test_the_tab_starts_at_the_size_the_model_was_trained_at(studio):
+    # tiny-sd: an 8x8 latent UNet under a VAE that halves three times
+    assert native_resolution(studio.catalog.get(TINY_SD_MODEL)) == 64
+    assert native_side(studio, TINY_SD_MODEL) == 64
+    assert native_resolution(studio.catalog.find(HUB_SD, TEXT_TO_IMAGE)) is None  # not on this machine
+    assert native_side(studio, HUB_SD) == 512  # Stable Diffusion 1.5's size until its configs are here
+    assert native_side(studio, "no such model") == 512

@@ -8,6 +8,7 @@ from ..catalog import LORA, TEXT_TO_IMAGE
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
 from ..service.lora_adapters import MAX_LORA_WEIGHT
+from ..service.model_configs import native_resolution
 from ..service.studio import Studio
 from ..service.sweep import AxisKind
 from ..service.text2img import (MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE, TextToImageRequest,
@@ -28,6 +29,17 @@ with $w$ the CFG scale ($w = 1$: no guidance, one UNet call per step). The sampl
 into the next latent $z_{t-1}$; after the last step the VAE decodes $z_0$ into the image. Previews map the
 latent's 4 channels to RGB with a fixed linear map instead of decoding.
 """
+DEFAULT_SIDE = 512  # Stable Diffusion 1.5's, for a model whose configs are not on this machine yet
+
+
+def native_side(studio: Studio, name: str | None) -> int:
+    """The image side the model was trained at (64 for the bundled emoji-t2i, 512 for Stable Diffusion 1.5): a
+    latent model draws its subjects at that size, and repeats or loses them at others."""
+    try:
+        side = native_resolution(studio.catalog.find(name, TEXT_TO_IMAGE)) if name else None
+    except ValueError:
+        side = None
+    return min(max(side or DEFAULT_SIDE, MIN_SIDE), MAX_SIDE)
 
 
 def model_status(studio: Studio, name: str | None) -> str:
@@ -51,6 +63,7 @@ def model_status(studio: Studio, name: str | None) -> str:
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
     default_model = studio.catalog.default(TEXT_TO_IMAGE)
+    side = native_side(studio, default_model)
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(choices=studio.catalog.names(TEXT_TO_IMAGE), value=default_model, label="Model",
@@ -67,8 +80,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             guidance = gr.Slider(1, MAX_GUIDANCE, value=7.5, step=0.5, label="CFG scale",
                                  info="Classifier-free guidance: how strongly to follow the prompt; 1 turns it off.")
             with gr.Row():
-                width = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, precision=0, label="Width")
-                height = gr.Slider(MIN_SIDE, MAX_SIDE, value=512, step=SIDE_MULTIPLE, precision=0, label="Height")
+                width = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_MULTIPLE, precision=0, label="Width")
+                height = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_MULTIPLE, precision=0, label="Height")
             with gr.Row():
                 lora = model_dropdown(studio, LORA, none_choice="None", label="LoRA",
                                       info="Adapters trained in the Training tab on the chosen model.")
@@ -163,7 +176,13 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         return [*values, False if "seed" in fields else gr.skip(), message,
                 *[fields.get(name, gr.skip()) for name in read_lora]]
 
+    def show_native_size(name):
+        chosen_side = native_side(studio, name)
+        return chosen_side, chosen_side
+
     model.change(show_status, model, status, api_visibility="private")
+    # Only when the visitor picks a model: a model set by reading a PNG comes with that image's own size.
+    model.input(show_native_size, model, [width, height], api_visibility="private")
     # The LoRA and its weight come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
               seed, random_seed, lora, lora_weight]
@@ -182,7 +201,11 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     png.upload(read_parameters, png, [*read_into.values(), random_seed, read_report, *read_lora.values()],
                api_name="read_parameters",
                concurrency_limit=None)
-    if default_model:
+    if default_model and studio.catalog.get(default_model).available_offline():
+        gr.Examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0]
+                     for prompt_text in ("red heart", "green apple", "grinning face", "blue circle")],
+                    inputs, label="Examples (bundled model, offline)")
+    elif default_model:
         gr.Examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
                       25, 7.5, 512, 512, 1, 5, 42, False, "", 1.0],
                      [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
