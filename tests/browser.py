@@ -25,12 +25,14 @@ def browser_available() -> bool:
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[webdriver.Chrome]:
-    """A headless Chromium with a throwaway profile."""
+def chromium(languages: str = "en-US,en") -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with a throwaway profile, whose user prefers these languages (navigator.languages
+    and Accept-Language; headless Chromium ignores --lang)."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in CHROMIUM_ARGS:
         options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": languages})
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         options.add_argument(f"--user-data-dir={profile}")
         browser = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))

@@ -8,6 +8,7 @@ from ..service.jobs import JobManager
 from ..service.studio import Studio
 from . import (clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image, models_panel,
                text2img, training, unconditional)
+from .i18n import TranslatedBlocks, translate_on_load
 from .model_choices import refresh_model_choices
 from .remember import give_visitor_an_id, visitor_state
 from .visitor import account_state
@@ -24,7 +25,7 @@ GENERATION_TABS = {  # id: (title, module); each tab's images go to the history
 
 
 def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
-    with gr.Blocks(title="Diffusion Studio") as app:
+    with TranslatedBlocks(title="Diffusion Studio") as app:
         gr.Markdown("# Diffusion Studio\nSample, steer and train diffusion models in the browser.")
         account = account_state(studio.settings)  # the page session's login, shared by the tabs that need one
         visitor_id = visitor_state()  # the browser's anonymous id: a public server's history is per browser
@@ -43,5 +44,6 @@ def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
             with gr.Tab("Models", id="models") as models_tab:
                 models_panel.build_tab(studio, models_tab, account)
         refresh_model_choices(app, studio, [app.load, tabs.select])
+        translate_on_load(app)
         give_visitor_an_id(app, visitor_id)
     return app

@@ -19,6 +19,7 @@ from .common import (generation_queue, how_it_works, model_dropdown, reports_err
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -105,22 +106,23 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed,
                                    scheduler=scheduler_name).validated(max_batch)
         guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
-        progress(0, desc="Loading CLIP model")
+        progress(0, desc=tr("Loading CLIP model"))
         objective = clip_objective(studio, ClipSpec(architecture_name, weights_value), prompt_text, cutout_count)
         if objective.truncation:
-            gr.Warning(objective.truncation)
-        progress(0, desc="Loading model")
+            gr.Warning(tr(objective.truncation))
+        progress(0, desc=tr("Loading model"))
         runs = {"guided": GuidedRun(studio, request, guidance, objective)}
         for _, step in follow(runs, progress):
             # Yielding every step lets Stop take effect after the current step.
             yield (to_pil(step.pred_original) if is_preview(step) else gr.skip(), plot_update(step, runs),
-                   f"Step {step.index + 1}/{step.total}")
+                   tr(f"Step {step.index + 1}/{step.total}"))
         guided = runs["guided"]
-        yield guided.images(), loss_frame(runs), (
-            f"Seed {request.seed} · {request.steps} {request.scheduler} steps · guidance scale {guidance.scale:g} "
-            f"({guidance.method}) · {objective.cutouts} cutouts · {objective.clip.spec.label} · {timing(guided)}"
-            + (f"\n\n{objective.truncation}" if objective.truncation else "")
-        )
+        report = [f"Seed {request.seed} · {request.steps} {request.scheduler} steps · guidance scale "
+                  f"{guidance.scale:g} ({guidance.method}) · {objective.cutouts} cutouts · "
+                  f"{objective.clip.spec.label} · {timing(guided)}"]
+        if objective.truncation:
+            report.append(objective.truncation)
+        yield guided.images(), loss_frame(runs), "\n\n".join(map(tr, report))
 
     def suggest_weights(name):
         """The weights that go with a CLIP model: its folder's for a bundled one, OpenAI's for open_clip's."""

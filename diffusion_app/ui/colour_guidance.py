@@ -18,6 +18,7 @@ from .common import (generation_queue, how_it_works, model_dropdown, reports_err
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -93,7 +94,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                                    scheduler=scheduler_name)
         guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
         objective = ColourObjective(colour_value)
-        progress(0, desc="Loading model")
+        progress(0, desc=tr("Loading model"))
         runs = {"guided": GuidedRun(studio, request, guidance, objective)}
         if compare:
             runs["unguided"] = GuidedRun(studio, runs["guided"].request, replace(guidance, scale=0.0), objective)
@@ -101,16 +102,16 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             # Yielding every step lets Stop take effect after the current step.
             preview = label == "guided" and is_preview(step)
             yield (to_pil(step.pred_original) if preview else gr.skip(), gr.skip(), plot_update(step, runs),
-                   f"{label}: step {step.index + 1}/{step.total}")
+                   tr(f"{label}: step {step.index + 1}/{step.total}"))
         images = {label: sampling.images() for label, sampling in runs.items()}
         guided = runs["guided"]
-        distances = ", ".join(f"{label} {objective.distance(found):.3f}" for label, found in images.items())
-        yield images["guided"], images.get("unguided", []), loss_frame(runs), (
-            f"Seed {guided.request.seed} · {request.steps} {request.scheduler} steps · guidance scale "
-            f"{guidance.scale:g} ({guidance.method}) · guided in {timing(guided)}"
-            + (f", unguided in {timing(runs['unguided'])}" if compare else "")
-            + f"\n\nMean distance to {objective.hex} (mean absolute pixel difference, 0-1): {distances}"
-        )
+        distances = ", ".join(f"{tr(label)} {objective.distance(found):.3f}" for label, found in images.items())
+        run = (f"Seed {guided.request.seed} · {request.steps} {request.scheduler} steps · guidance scale "
+               f"{guidance.scale:g} ({guidance.method}) · guided in {timing(guided)}")
+        if compare:
+            run = f"{run}, unguided in {timing(runs['unguided'])}"
+        distance = f"Mean distance to {objective.hex} (mean absolute pixel difference, 0-1): {distances}"
+        yield images["guided"], images.get("unguided", []), loss_frame(runs), f"{tr(run)}\n\n{tr(distance)}"
 
     inputs = [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
               random_seed]

@@ -14,6 +14,7 @@ from ..service.cache import release_memory
 from ..service.loading import ModelUnavailableError
 from ..service.sampling import MAX_SEED, SamplingRequest
 from ..service.studio import Studio
+from .i18n import tr
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +40,15 @@ def reports_errors(handler):
         except gr.Error:
             raise
         except (ValueError, ModelUnavailableError) as err:
-            raise gr.Error(str(err)) from err
+            raise gr.Error(tr(str(err))) from err
         except torch.OutOfMemoryError as err:
             logger.warning("request ran out of memory: %s", err)
             release_memory()
-            raise gr.Error(OUT_OF_MEMORY) from err
+            raise gr.Error(tr(OUT_OF_MEMORY)) from err
         except Exception as err:
             logger.exception("request failed")
             release_memory()
-            raise gr.Error(f"Generation failed ({type(err).__name__}): {err}") from err
+            raise gr.Error(tr(f"Generation failed ({type(err).__name__}): {err}")) from err
 
     return wrapper
 
@@ -127,7 +128,7 @@ def zip_download(studio: Studio, gallery: gr.Gallery) -> None:
         try:
             archive_path = zip_images([path for path, _ in items or []], studio.settings.data_dir / "downloads")
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise gr.Error(tr(str(err))) from err
         return gr.File(archive_path, visible=True)
 
     button.click(download_zip, gallery, archive, api_visibility="private", concurrency_limit=None)

@@ -12,6 +12,7 @@ from ..service.studio import Studio
 from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -74,17 +75,17 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         every = whole_number(every, "Preview interval")
         if every < 1:
             raise ValueError(f"Preview interval must be at least 1, got {every}.")
-        progress(0, desc="Loading model")
+        progress(0, desc=tr("Loading model"))
         sampling = SamplingRun(studio, request)
         for step in sampling:
-            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             last = step.index + 1 == step.total
             if (step.index + 1) % every == 0 and not last:
-                yield to_pil(step.sample), to_pil(step.pred_original), (
+                yield to_pil(step.sample), to_pil(step.pred_original), tr(
                     f"Step {step.index + 1}/{step.total} · t = {step.timestep} · {sampling.seconds:.1f} s"
                 )
         per_step = sampling.seconds / request.steps
-        yield sampling.images(), to_pil(step.pred_original), (
+        yield sampling.images(), to_pil(step.pred_original), tr(
             f"Seed {sampling.request.seed} · {request.steps} DDIM steps, eta {request.eta:g}, in "
             f"{sampling.seconds:.1f} s ({per_step * 1000:.0f} ms/step). DDPM's 1000 steps on this model "
             f"would take about {per_step * 1000:.0f} s."

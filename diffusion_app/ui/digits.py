@@ -14,6 +14,7 @@ from ..service.studio import Studio
 from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -98,17 +99,17 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             model_name, count, step_count, seed_value, use_random_seed, count_label="Samples per digit",
             scheduler=scheduler_name, classes=tuple(whole_number(label, "Digit") for label in chosen or ()),
             guidance_scale=number(cfg, "CFG scale"))
-        progress(0, desc="Loading model")
+        progress(0, desc=tr("Loading model"))
         sampling = SamplingRun(studio, request)
         every = max(1, request.steps // PREVIEWS_PER_RUN)
         for step in sampling:
-            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             preview = (step.index + 1) % every == 0 and step.index + 1 < step.total
             # Yielding every step lets Stop take effect after the current step.
             yield (image_grid(to_pil(step.pred_original), request.num_images) if preview else gr.skip(),
-                   f"Step {step.index + 1}/{step.total}", gr.skip())
+                   tr(f"Step {step.index + 1}/{step.total}"), gr.skip())
         images = sampling.images()
-        yield sampling.grid(images), (
+        yield sampling.grid(images), tr(
             f"Seed {sampling.request.seed} · {request.steps} {request.scheduler} steps · CFG scale "
             f"{request.guidance_scale:g} in {sampling.seconds:.1f} s"
         ), images

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..service.guidance import FAST, GUIDANCE_METHODS, Guidance, GuidedRun, GuidedStep
 from .common import number, whole_number
+from .i18n import tr
 
 PREVIEWS_PER_RUN = 10
 
@@ -59,7 +60,7 @@ def follow(runs: dict[str, GuidedRun], progress: gr.Progress) -> Iterator[tuple[
     for label, run in runs.items():
         for step in run:
             done += 1
-            progress((done, total), desc=f"Sampling ({label})", unit="steps")
+            progress((done, total), desc=tr(f"Sampling ({label})"), unit="steps")
             yield label, step
 
 
@@ -74,4 +75,4 @@ def plot_update(step: GuidedStep, runs: dict[str, GuidedRun]):
 
 
 def timing(run: GuidedRun) -> str:
-    return f"{run.seconds:.1f} s ({run.seconds / run.request.steps * 1000:.0f} ms/step)"
+    return tr(f"{run.seconds:.1f} s ({run.seconds / run.request.steps * 1000:.0f} ms/step)")

@@ -12,6 +12,7 @@ import gradio as gr
 from ..core.metadata import parse_parameters
 from ..service.studio import Studio
 from .common import reports_errors
+from .i18n import english, tr
 
 ALL = "All tabs"
 LISTED = 120
@@ -57,14 +58,14 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_in
         """
         images = history.search(owner(visitor), None if tab_key == ALL else tab_key, (model_name or "").strip(),
                                 (words or "").strip(), LISTED)
-        yield ([(str(history.file(image.id)), f"{tab_names.get(image.tab, image.tab)} · {image.model}")
+        yield ([(str(history.file(image.id)), f"{tr(tab_names.get(image.tab, image.tab))} · {image.model}")
                 for image in images], [image.id for image in images])
 
     @reports_errors
     def open_image(ids, visitor, event: gr.SelectData):
         image = history.get(ids[event.index], owner(visitor))
         when = datetime.datetime.fromtimestamp(image.created).strftime("%Y-%m-%d %H:%M:%S")
-        yield (image.id, f"**{tab_names.get(image.tab, image.tab)}** · {image.model} · {when}\n\n```\n"
+        yield (image.id, f"**{tr(tab_names.get(image.tab, image.tab))}** · {image.model} · {when}\n\n```\n"
                          f"{image.parameters}\n```", str(history.file(image.id)))
 
     @reports_errors
@@ -90,7 +91,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_in
             raise ValueError("Tick “Yes, delete it” to delete the image.")
         history.delete(image_id, owner(visitor))
         for listing in search(tab_key, model_name, words, visitor):
-            yield ("Deleted.", None, False, None, *listing)
+            yield (tr("Deleted."), None, False, None, *listing)
 
     filters = [which_tab, model, text, visitor_id]
     gr.on([refresh.click, tab.select, which_tab.change], search, filters, [gallery, listed], api_name="history_search",
@@ -108,7 +109,7 @@ def restored_inputs(image, components: list) -> list:
     values = list(image.inputs)
     seed = parse_parameters(image.parameters).get("Seed")
     for index, component in enumerate(components):
-        label = getattr(component, "label", None)
+        label = english(getattr(component, "label", None))  # the page may have made it a translation key
         if label == "Seed" and seed is not None:
             values[index] = int(seed) - image.position
         elif label == "Random seed":

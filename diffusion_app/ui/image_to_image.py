@@ -15,6 +15,7 @@ from ..service.sweep import AxisKind
 from ..service.text2img import TextToImageRequest
 from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -91,20 +92,21 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                          chosen_seed(seed_value, use_random_seed), sampler_name)
             run = image_to_image_run(studio, request, picture, strength_value, preview_every=5)
             for step in run:
-                progress((step.index + 1, step.total), desc="Denoising", unit="steps")
-                yield gr.skip(), step.preview or gr.skip(), f"Step {step.index + 1}/{step.total}"
+                progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
+                yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
             # Stable Diffusion's start is a noised latent, not an image to show.
-            yield [], run.images, f"Seed {run.request.seed} · strength {strength_value:g} in {run.seconds:.1f} s"
+            yield [], run.images, tr(f"Seed {run.request.seed} · strength {strength_value:g} in {run.seconds:.1f} s")
             return
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed, scheduler=sampler_name)
         run = SDEditRun(studio, request, picture, strength_value)
         for step in run:
             if step.index == 0:
                 yield run.start_images(), gr.skip(), gr.skip()
-            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
-            yield gr.skip(), to_pil(step.pred_original), f"Step {step.index + 1}/{step.total}"
-        yield run.start_images(), run.images(), (f"Seed {run.request.seed} · strength {strength_value:g}: {step.total} of "
-                                        f"{request.steps} {request.scheduler} steps in {run.seconds:.1f} s")
+            progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
+            yield gr.skip(), to_pil(step.pred_original), tr(f"Step {step.index + 1}/{step.total}")
+        yield run.start_images(), run.images(), tr(f"Seed {run.request.seed} · strength {strength_value:g}: "
+                                                   f"{step.total} of {request.steps} {request.scheduler} steps in "
+                                                   f"{run.seconds:.1f} s")
 
     inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed]
     event = generate.click(generate_image_to_image, [*inputs, visitor_id], [start, gallery, report], api_name="generate_image_to_image",

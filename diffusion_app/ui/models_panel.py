@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..service.cache import release_memory
 from ..service.studio import Studio
+from .i18n import tr
 from .visitor import current_visitor
 
 COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
@@ -32,8 +33,8 @@ def cache_summary(studio: Studio) -> str:
     budget = f"{settings.cache_max_models} models"
     if settings.cache_max_bytes:
         budget += f" or {settings.cache_max_bytes / 2**30:.1f} GiB"
-    return (f"{len(stats['models'])} loaded, {stats['total_bytes'] / 2**20:.1f} MB in all (budget: {budget}) · "
-            f"{stats['hits']} hits, {stats['misses']} loads, {stats['evictions']} evictions")
+    return tr(f"{len(stats['models'])} loaded, {stats['total_bytes'] / 2**20:.1f} MB in all (budget: {budget}) · "
+              f"{stats['hits']} hits, {stats['misses']} loads, {stats['evictions']} evictions")
 
 
 def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
@@ -61,11 +62,11 @@ def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
             except ValueError:
                 visitor = None
             if visitor is None or not visitor.admin:
-                raise gr.Error("On this public server only its operators (DS_ADMINS) may unload models.")
+                raise gr.Error(tr("On this public server only its operators (DS_ADMINS) may unload models."))
         if not model_name:
-            raise gr.Error("Choose a loaded model to unload.")
+            raise gr.Error(tr("Choose a loaded model to unload."))
         if not studio.cache.unload(model_name):
-            raise gr.Error(f"Model {model_name!r} is not loaded.")
+            raise gr.Error(tr(f"Model {model_name!r} is not loaded."))
         release_memory()
         return list_models()
 

@@ -15,6 +15,7 @@ from ..core.metadata import format_parameters, with_parameters
 from ..service.studio import Studio
 from ..service.sweep import Axis, AxisKind, batches, label, parse_values, plan_cells, sweep_grid
 from .common import generation_queue
+from .i18n import tr
 
 NONE = "—"
 
@@ -66,7 +67,7 @@ def sweep_panel(studio: Studio, tab_id: str, handler, inputs: list, spec: SweepT
                 raise ValueError("Each axis must vary a different input.")
             plan = plan_cells(chosen, studio.settings.max_sweep_cells)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise gr.Error(tr(str(err))) from err
         names_ = [axis.name for axis in chosen]
         seed_axis = names_.index("Seed") if "Seed" in names_ else None
         images, done = {}, 0
@@ -75,15 +76,15 @@ def sweep_panel(studio: Studio, tab_id: str, handler, inputs: list, spec: SweepT
             arguments[spec.count] = len(group)
             outputs = None
             for outputs in handler(*arguments, visitor):
-                yield gr.skip(), gr.skip(), f"Cell {done + 1}/{len(plan)}"
+                yield gr.skip(), gr.skip(), tr(f"Cell {done + 1}/{len(plan)}")
             for cell, image in zip(group, outputs[spec.images_at]):
                 images[cell] = image
             done += len(group)
-            yield gr.skip(), [images[cell] for cell in plan if cell in images], f"{done}/{len(plan)} cells"
+            yield gr.skip(), [images[cell] for cell in plan if cell in images], tr(f"{done}/{len(plan)} cells")
         picture = sweep_grid(chosen, images)
         description = "; ".join(f"{axis.name}: {', '.join(map(label, axis.values))}" for axis in chosen)
         with_parameters(picture, format_parameters({"X/Y/Z sweep": description, "Cells": len(plan)}))
-        yield picture, [images[cell] for cell in plan], f"{len(plan)} cells · {description}"
+        yield picture, [images[cell] for cell in plan], tr(f"{len(plan)} cells · {description}")
 
     run_sweep.__signature__ = sweep_signature(handler, len(inputs))
     event = run.click(run_sweep, [*axes, *inputs, visitor_id], [grid, cells, report],

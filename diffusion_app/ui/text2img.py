@@ -15,6 +15,7 @@ from ..service.text2img import (MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SID
                                 TextToImageRun, request_fields_from_png)
 from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -49,15 +50,15 @@ def model_status(studio: Studio, name: str | None) -> str:
     try:
         entry = studio.catalog.get(name) if studio.settings.public else studio.catalog.find(name, TEXT_TO_IMAGE)
     except ValueError as err:
-        return f"**{err}**"
+        return f"**{tr(str(err))}**"
     if entry.kind != TEXT_TO_IMAGE:
-        return f"**`{name}` is a {entry.kind} model**; this tab needs a text-to-image pipeline."
+        return tr(f"**`{name}` is a {entry.kind} model**; this tab needs a text-to-image pipeline.")
     if entry.available_offline():
-        return f"`{name}` is available on this machine."
+        return tr(f"`{name}` is available on this machine.")
     if studio.settings.offline:
-        return (f"**`{name}` is not available offline.** Run the app once with network access to download it, or "
-                f"download it elsewhere and add the folder: `python app.py --add-model NAME=/path/to/folder`.")
-    return f"`{name}` downloads from the Hugging Face hub on first use ({entry.description or 'hub model'})."
+        return tr(f"**`{name}` is not available offline.** Run the app once with network access to download it, "
+                  f"or download it elsewhere and add the folder: `python app.py --add-model NAME=/path/to/folder`.")
+    return tr(f"`{name}` downloads from the Hugging Face hub on first use ({entry.description or 'hub model'}).")
 
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
@@ -143,12 +144,12 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             lora=lora_name or None,
             lora_weight=number(lora_scale, "LoRA weight"),
         )
-        progress(0, desc="Loading model")
+        progress(0, desc=tr("Loading model"))
         generation = TextToImageRun(studio, request, preview_every=whole_number(every, "Preview interval"))
         for step in generation:
-            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             # Yielding every step lets Stop take effect after the current step.
-            yield step.preview or gr.skip(), f"Step {step.index + 1}/{step.total} · {generation.seconds:.1f} s"
+            yield step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total} · {generation.seconds:.1f} s")
         yield generation.images, finished_report(generation)
 
     def show_status(model_name):
@@ -165,14 +166,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             path: the PNG file.
         """
         if not path:
-            raise gr.Error("Upload a PNG image to read its parameters.")
+            raise gr.Error(tr("Upload a PNG image to read its parameters."))
         try:
             fields, notes = request_fields_from_png(path)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise gr.Error(tr(str(err))) from err
         fields["lora"] = fields.get("lora") or ""  # an image made without a LoRA clears the chooser
         values = [fields.get(name, gr.skip()) for name in read_into]
-        message = "Settings read from the image" + (f"; not used: {'; '.join(notes)}." if notes else ".")
+        message = tr(f"Settings read from the image; not used: {'; '.join(map(tr, notes))}." if notes else
+                     "Settings read from the image.")
         return [*values, False if "seed" in fields else gr.skip(), message,
                 *[fields.get(name, gr.skip()) for name in read_lora]]
 
@@ -229,4 +231,4 @@ def finished_report(generation: TextToImageRun) -> str:
                      f"it did not see “{dropped}”.")
     if any(generation.flagged):
         lines.append(f"**The model's safety checker blacked out {sum(generation.flagged)} image(s).**")
-    return "\n\n".join(lines)
+    return "\n\n".join(map(tr, lines))

@@ -25,8 +25,9 @@ from ..service.studio import Studio
 from ..training.config import MIXED_PRECISION
 from ..training.dataset_report import preview_grid
 from .common import model_dropdown, number, reports_errors, whole_number
+from .i18n import tr
 from .training_jobs import build_jobs_panel, job_choices, shows_errors
-from .training_report import escape, ordinal, report_markdown
+from .training_report import escape, report_markdown
 from .visitor import current_visitor
 
 FROM_SCRATCH, FINE_TUNE = "From scratch", "Fine-tune a model"
@@ -133,7 +134,7 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
         if not any(hmac.compare_digest((user or "").encode(), known_user.encode())
                    & hmac.compare_digest((secret or "").encode(), known_secret.encode())
                    for known_user, known_secret in credentials):
-            raise gr.Error("Wrong user name or password.")
+            raise gr.Error(tr("Wrong user name or password."))
         return user, gr.Column(visible=False), gr.Column(visible=True), ""
 
     def show_report(new_id, dataset, size):
@@ -144,28 +145,28 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
 
     @reports_errors
     def inspect(signed_in, files, size, profile: gr.OAuthProfile | None = None):
-        yield None, "Checking the upload…", None, gr.skip(), gr.skip(), gr.skip()  # forget the previous upload
+        yield None, tr("Checking the upload…"), None, gr.skip(), gr.skip(), gr.skip()  # forget the previous upload
         visitor = current_visitor(settings, signed_in, profile)
         size = whole_number(size, "Resolution")
         try:
             new_id, dataset = jobs.uploads.inspect(files if isinstance(files, list) else [files] if files else [],
                                                    visitor=visitor)
         except ValueError as err:
-            yield None, f"**Upload refused.** {escape(str(err))}", None, gr.skip(), gr.skip(), gr.skip()
+            yield None, tr(f"**Upload refused.** {escape(str(err))}"), None, gr.skip(), gr.skip(), gr.skip()
             raise
         yield show_report(new_id, dataset, size)
 
     @reports_errors
     def inspect_hub(signed_in, dataset_name, split_name, images_from, captions_from, labels_from, size,
                     profile: gr.OAuthProfile | None = None):
-        yield None, "Loading the dataset…", None, gr.skip(), gr.skip(), gr.skip()
+        yield None, tr("Loading the dataset…"), None, gr.skip(), gr.skip(), gr.skip()
         visitor = current_visitor(settings, signed_in, profile)
         size = whole_number(size, "Resolution")
         try:
             new_id, dataset = jobs.uploads.inspect_dataset(dataset_name, split_name, images_from, captions_from,
                                                            labels_from, visitor=visitor)
         except ValueError as err:
-            yield None, f"**Dataset refused.** {escape(str(err))}", None, gr.skip(), gr.skip(), gr.skip()
+            yield None, tr(f"**Dataset refused.** {escape(str(err))}"), None, gr.skip(), gr.skip(), gr.skip()
             raise
         yield show_report(new_id, dataset, size)
 
@@ -209,8 +210,10 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
         )
         created = jobs.submit(current_upload, options, visitor)
         place = jobs.queue_position(created)
-        return (f"Job #{created.id} **{escape(created.name)}** is queued"
-                f"{f' ({ordinal(place)} in line)' if place and place > 1 else ''}; follow it below.",
+        job_name = escape(created.name)
+        queued = (f"Job #{created.id} **{job_name}** is queued (number {place} in line); follow it below."
+                  if place and place > 1 else f"Job #{created.id} **{job_name}** is queued; follow it below.")
+        return (tr(queued),
                 job_choices(jobs, created.id, visitor))
 
     login.click(log_in, [username, password], [account, login_box, main, password], api_name="training_login",

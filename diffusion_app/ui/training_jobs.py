@@ -11,6 +11,7 @@ import pandas as pd
 from ..service.jobs import FAILED, RUNNING, JobManager
 from ..service.visitors import Visitor
 from .common import whole_number
+from .i18n import tr
 from .training_report import TABLE_HEADERS, escape, status_html, table_row
 from .visitor import current_visitor
 
@@ -25,7 +26,7 @@ def shows_errors(handler):
         try:
             return handler(*args, **kwargs)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise gr.Error(tr(str(err))) from err
 
     return wrapper
 
@@ -82,7 +83,8 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
         listed_jobs = jobs.jobs(visitor)
         if selected not in [listed_job.id for listed_job in listed_jobs]:
             selected = listed_jobs[-1].id if listed_jobs else None
-        table_value = pd.DataFrame([table_row(jobs, j) for j in reversed(listed_jobs)], columns=TABLE_HEADERS)
+        table_value = pd.DataFrame([table_row(jobs, j) for j in reversed(listed_jobs)],
+                                   columns=[tr(header) for header in TABLE_HEADERS])
         choices = [(f"#{j.id} {j.name}", j.id) for j in reversed(listed_jobs)]
         job_update = gr.skip() if choices == shown_choices else gr.Dropdown(choices=choices, value=selected)
         if selected is None:
@@ -103,15 +105,15 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
     def cancel_job(signed_in, selected, profile: gr.OAuthProfile | None = None):
         cancelled = jobs.cancel(require_job(selected), current_visitor(settings, signed_in, profile))
         if cancelled.status == RUNNING:
-            return f"Stopping job #{cancelled.id}: it saves a checkpoint at the end of its current step."
-        return f"Job #{cancelled.id} is cancelled."
+            return tr(f"Stopping job #{cancelled.id}: it saves a checkpoint at the end of its current step.")
+        return tr(f"Job #{cancelled.id} is cancelled.")
 
     @shows_errors
     def resume_job(signed_in, selected, profile: gr.OAuthProfile | None = None):
         resumed = jobs.resume(require_job(selected), current_visitor(settings, signed_in, profile))
         step = jobs.checkpoint_step(resumed)
-        return (f"Job #{resumed.id} is queued again; it continues from step {step}." if step else
-                f"Job #{resumed.id} is queued again; it has no checkpoint, so it starts from the beginning.")
+        return tr(f"Job #{resumed.id} is queued again; it continues from step {step}." if step else
+                  f"Job #{resumed.id} is queued again; it has no checkpoint, so it starts from the beginning.")
 
     @shows_errors
     def delete_job(signed_in, selected, confirmed, profile: gr.OAuthProfile | None = None):
@@ -120,13 +122,13 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
         if not confirmed:
             raise ValueError(f"Tick “Yes, delete the job and its files” to delete job #{job_id}.")
         jobs.delete(job_id, visitor)
-        return f"Job #{job_id} and its files are deleted.", False
+        return tr(f"Job #{job_id} and its files are deleted."), False
 
     @shows_errors
     def rename_job(signed_in, selected, wanted, profile: gr.OAuthProfile | None = None):
         visitor = current_visitor(settings, signed_in, profile)
         renamed = jobs.rename(require_job(selected), wanted, visitor)
-        return f"Job #{renamed.id} is now **{escape(renamed.name)}**.", job_choices(jobs, renamed.id, visitor)
+        return tr(f"Job #{renamed.id} is now **{escape(renamed.name)}**."), job_choices(jobs, renamed.id, visitor)
 
     @shows_errors
     def push_job(signed_in, selected, repository, secret, profile: gr.OAuthProfile | None = None,
@@ -135,7 +137,7 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
         if settings.public:  # the visitor's own login, never a typed token on a public server
             secret = oauth_token.token if oauth_token is not None else ""
         url = jobs.push_to_hub(require_job(selected), repository, secret, visitor)
-        return f"Pushed to [{url}]({url}).", ""
+        return tr(f"Pushed to [{url}]({url})."), ""
 
     refresh_outputs = [table, job, listed, status, loss_plot, samples, log, panel_key]
     gr.on([timer.tick, job.change], refresh, [account, job, listed, panel_key], refresh_outputs,

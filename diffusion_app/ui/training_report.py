@@ -10,6 +10,7 @@ from ..catalog import CLASS_CONDITIONAL, LORA, TEXT_TO_IMAGE, UNCONDITIONAL
 from ..service.jobs import FINISHED, QUEUED, RUNNING, JobManager
 from ..training.captions import CLIP_CONTEXT
 from ..training.dataset_report import DatasetReport
+from .i18n import tr
 
 SKIPPED_LISTED = 20
 CAPTION_EXAMPLES = 3
@@ -24,33 +25,38 @@ def report_markdown(dataset: DatasetReport, resolution: int) -> str:
     lines = [f"**{len(dataset.accepted)} image(s) accepted**, {len(dataset.skipped)} file(s) skipped."]
     if dataset.class_names:
         counts = dataset.class_counts(resolution)
-        lines.append(f"{len(counts)} classes: " + ", ".join(f"{escape(n)} ({c})" for n, c in counts.items()))
+        classes = [f"{escape(name)} ({count})" for name, count in counts.items()]
+        lines.append(f"{len(counts)} classes: {', '.join(classes)}")
     else:
         lines.append("No class subfolders: an unconditional dataset.")
     too_small = len(dataset.accepted) - len(usable)
     lines.append(f"At {resolution}x{resolution}: **{len(usable)} usable**"
                  + (f"; {too_small} smaller than {resolution} px on their shorter side are left out "
                     "(lower the resolution to keep them)." if too_small else "."))
-    sizes = dataset.size_summary()
-    lines.append("Sizes: " + ", ".join(f"{axis} {low}–{high} (median {median})"
-                                        for axis, (low, median, high) in sizes.items()))
-    lines.append("Shorter side: " + " · ".join(f"{label}: {count}" for label, count in side_histogram(dataset)))
+    sizes = [tr(f"{axis} {low}–{high} (median {median})")
+             for axis, (low, median, high) in dataset.size_summary().items()]
+    lines.append(f"Sizes: {', '.join(sizes)}")
+    sides = [f"{label}: {count}" for label, count in side_histogram(dataset)]
+    lines.append(f"Shorter side: {' · '.join(sides)}")
     for note, count in dataset.notes().items():
         lines.append(f"Converted: {count} × {escape(note)}")
     if dataset.repeated_names:
         lines.append(f"{dataset.repeated_names} files share their name with another; each is kept.")
     lines += caption_lines(dataset)
-    text = "  \n".join(lines)
+    text = "  \n".join(map(tr, lines))
     if dataset.caption_problems:
-        rows = "\n".join(f"| {escape(problem.name)} | {escape(problem.reason)} |"
-                         for problem in dataset.caption_problems[:SKIPPED_LISTED])
-        more = len(dataset.caption_problems) - SKIPPED_LISTED
-        text += (f"\n\n| Caption not used | Why |\n|---|---|\n{rows}" + (f"\n\n…and {more} more." if more > 0 else ""))
+        text += "\n\n" + problem_table(tr("Caption not used"), dataset.caption_problems)
     if dataset.skipped:
-        rows = "\n".join(f"| {escape(skip.name)} | {escape(skip.reason)} |" for skip in dataset.skipped[:SKIPPED_LISTED])
-        more = len(dataset.skipped) - SKIPPED_LISTED
-        text += f"\n\n| Skipped | Why |\n|---|---|\n{rows}" + (f"\n\n…and {more} more." if more > 0 else "")
+        text += "\n\n" + problem_table(tr("Skipped"), dataset.skipped)
     return text
+
+
+def problem_table(heading: str, problems: list) -> str:
+    """A Markdown table of the first files with a problem and why, and how many more there are."""
+    rows = "\n".join(f"| {escape(problem.name)} | {escape(tr(problem.reason))} |"
+                     for problem in problems[:SKIPPED_LISTED])
+    more = len(problems) - SKIPPED_LISTED
+    return f"| {heading} | {tr('Why')} |\n|---|---|\n{rows}" + (f"\n\n{tr(f'…and {more} more.')}" if more > 0 else "")
 
 
 def caption_lines(dataset: DatasetReport) -> list[str]:
@@ -87,9 +93,9 @@ def table_row(jobs: JobManager, job) -> list:
     if state == RUNNING and job.cancel_requested:
         state = "cancelling"
     elif state == QUEUED:
-        state = f"queued ({ordinal(jobs.queue_position(job))} in line)"
+        state = f"queued (number {jobs.queue_position(job)} in line)"
     total = progress.total_steps
-    return [f"#{job.id}", job.name, state, f"{progress.step}/{total}" if total else "–",
+    return [f"#{job.id}", job.name, tr(state), f"{progress.step}/{total}" if total else "–",
             f"{progress.fraction:.0%}" if total else "–",
             duration(progress.eta_seconds) if job.status == RUNNING and progress.eta_seconds is not None else "–",
             f"{progress.images_per_s:.1f}" if progress.images_per_s else "–",
@@ -99,29 +105,31 @@ def table_row(jobs: JobManager, job) -> list:
 def status_html(jobs: JobManager, job) -> str:
     progress = jobs.progress(job)
     total = progress.total_steps
-    parts = [f"<b>#{job.id} {html.escape(job.name)}</b>: {html.escape(job.status)}"]
+    parts = [f"<b>#{job.id} {html.escape(job.name)}</b>: {html.escape(tr(job.status))}"]
     if total:
-        parts.append(f"step {progress.step}/{total} ({progress.fraction:.0%})")
+        parts.append(tr(f"step {progress.step}/{total} ({progress.fraction:.0%})"))
     if job.status == RUNNING and progress.eta_seconds is not None:
-        parts.append(f"ETA {duration(progress.eta_seconds)}")
+        parts.append(tr(f"ETA {duration(progress.eta_seconds)}"))
     if progress.images_per_s:
-        parts.append(f"{progress.images_per_s:.1f} images/s")
+        parts.append(tr(f"{progress.images_per_s:.1f} images/s"))
     lines = [" · ".join(parts)]
     if total:
         lines.append(f'<progress value="{progress.step}" max="{total}" style="width:100%"></progress>')
     dataset = job.dataset
     classes = f", classes {html.escape(', '.join(dataset['classes']))}" if dataset.get("classes") else ""
-    lines.append(f"{dataset['images']} images from {html.escape(dataset['source'])}{classes}; "
-                 f"{job.config['resolution']}x{job.config['resolution']}"
-                 + (f", {'LoRA on' if job.config.get('mode') == 'lora' else 'from'} "
-                    f"{html.escape(job.config['pretrained_model'])}" if job.config["pretrained_model"] else ""))
+    size = f"{job.config['resolution']}x{job.config['resolution']}"
+    if job.config["pretrained_model"]:
+        base = html.escape(job.config["pretrained_model"])
+        size += tr(f", LoRA on {base}" if job.config.get("mode") == "lora" else f", from {base}")
+    lines.append(tr(f"{dataset['images']} images from {html.escape(dataset['source'])}{classes}; {size}"))
     if job.message:
-        lines.append(html.escape(job.message))
+        lines.append(html.escape(tr(job.message)))
     if job.status == FINISHED:
         kind = {"lora": LORA, "text-to-image": TEXT_TO_IMAGE}.get(job.config.get("mode"), UNCONDITIONAL)
         kind = CLASS_CONDITIONAL if dataset.get("classes") else kind
-        where = "LoRA list" if kind == LORA else "model lists"
-        lines.append(f"The model <b>{html.escape(job.name)}</b> is in the {KIND_TABS[kind]} tabs' {where}.")
+        name, tabs = html.escape(job.name), KIND_TABS[kind]
+        lines.append(tr(f"The model <b>{name}</b> is in the {tabs} tabs' LoRA list." if kind == LORA else
+                        f"The model <b>{name}</b> is in the {tabs} tabs' model lists."))
     return "<br>".join(lines)
 
 
@@ -131,11 +139,6 @@ def duration(seconds: float) -> str:
         return f"{seconds} s"
     minutes = seconds // 60
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def ordinal(place: int) -> str:
-    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
-    return f"{place}{suffix}"
 
 
 def escape(text: str) -> str:

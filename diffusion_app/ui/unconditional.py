@@ -11,6 +11,7 @@ from ..service.studio import Studio
 from ..service.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
+from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -57,14 +58,14 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed)
-        progress(0, desc="Loading model")
+        progress(0, desc=tr("Loading model"))
         sampling = SamplingRun(studio, request)
         for step in sampling:
-            progress((step.index + 1, step.total), desc="Denoising", unit="steps")
+            progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             # Yielding every step lets Stop take effect after the current step.
-            yield gr.skip(), f"Step {step.index + 1}/{step.total} · {sampling.seconds:.1f} s"
+            yield gr.skip(), tr(f"Step {step.index + 1}/{step.total} · {sampling.seconds:.1f} s")
         images = sampling.images()
-        yield images, (
+        yield images, tr(
             f"Seed {sampling.request.seed} (image i uses seed + i) · {request.steps} DDPM steps "
             f"in {sampling.seconds:.1f} s"
         )

@@ -1,0 +1,82 @@
+"""The page in the browser's language: Chromium set to Chinese sees Chinese on every tab and still generates (its
+report in Chinese too); set to English, English. The API is the same whatever the language."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, chromium, gallery_images, open_page,
+                     open_tab, report_text, visible_panel)
+from diffusion_app.ui.i18n import translate
+
+if not browser_available():
+    pytest.skip(f"browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+
+# Each tab's title and a label only that tab shows, in English.
+TABS = {
+    "Unconditional": "Number of images",
+    "DDIM step control": "DDIM steps",
+    "Digits": "Samples per digit",
+    "Colour guidance": "Target colour",
+    "CLIP guidance": "CLIP weights",
+    "Text to image": "Negative prompt",
+    "Image to image": "Strength",
+    "Forward process": "Noise schedule",
+    "History": "Images, newest first",
+    "Training": "Batch size",
+    "Models": "Loaded model",
+}
+
+
+def tab_titles(driver) -> list[str]:
+    return [tab.text for tab in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")]
+
+
+def in_language(text: str, language: str | None) -> str:
+    return translate(text, language) or text if language else text
+
+
+@pytest.mark.parametrize(("browser_languages", "language"), [
+    ("zh-CN,zh", "zh-CN"),
+    ("zh-Hans", "zh-CN"),  # Gradio itself knows only zh-CN and zh-TW; the page switches such browsers to zh-CN
+    ("en-US,en", None),
+])
+def test_every_tab_speaks_the_browsers_language(server_url, browser_languages, language):
+    with chromium(browser_languages) as driver:
+        open_page(driver, server_url)
+        WebDriverWait(driver, 10).until(
+            lambda d: tab_titles(d)[:len(TABS)] == [in_language(title, language) for title in TABS])
+        for title, label in TABS.items():
+            open_tab(driver, in_language(title, language), in_language(label, language))
+            if language:  # the examples' column headers come with the page's load event
+                WebDriverWait(driver, 10).until(lambda d: label not in visible_panel(d).text,
+                                                f"{title}: {label!r} is still in English")
+
+
+@pytest.mark.parametrize(("browser_languages", "report_words"), [
+    ("zh-CN,zh", ("种子", "步 DDPM，用时")),
+    ("en-US,en", ("Seed", "DDPM steps in")),
+])
+def test_generating_reports_in_the_browsers_language(server_url, browser_languages, report_words):
+    with chromium(browser_languages) as driver:
+        open_page(driver, server_url)
+        language = "zh-CN" if browser_languages.startswith("zh") else None
+        panel = WebDriverWait(driver, 10).until(
+            lambda d: in_language("Number of images", language) in visible_panel(d).text and visible_panel(d))
+        button(panel, in_language("Generate", language)).click()
+        WebDriverWait(driver, 60).until(lambda d: all(word in report_text(panel) for word in report_words))
+        assert WebDriverWait(driver, 10).until(lambda d: gallery_images(panel, in_language("Samples", language)))
+
+
+def test_the_api_is_the_same_in_every_language(server_url):
+    described = [httpx.get(f"{server_url}gradio_api/info", headers={"Accept-Language": languages},
+                           cookies={"ds_language": languages.split(",")[0]}, timeout=30).json()
+                 for languages in ("zh-CN,zh", "en-US,en")]
+    chinese, english = ({name: [parameter["parameter_name"] for parameter in endpoint["parameters"]]
+                         for name, endpoint in info["named_endpoints"].items()} for info in described)
+    assert chinese == english
+    assert "/generate_unconditional" in english and "seed_value" in english["/generate_unconditional"]
