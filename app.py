@@ -15,7 +15,7 @@ from diffusion_app.service.studio import open_studio
 from diffusion_app.settings import Settings, add_cli_arguments
 from diffusion_app.ui import build_app
 from diffusion_app.ui.common import CSS
-from diffusion_app.ui.i18n import PAGE_LANGUAGE_JS, page_translations
+from diffusion_app.ui.i18n import PAGE_LANGUAGE_HEAD, page_translations
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C: running jobs checkpoint first
     app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
                mcp_server=settings.mcp_server, show_error=True, max_file_size=f"{settings.max_upload_mb}mb",
-               js=PAGE_LANGUAGE_JS, i18n=page_translations(app))
+               head=PAGE_LANGUAGE_HEAD, i18n=page_translations(app))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,11 @@ def test_every_tab_speaks_the_browsers_language(server_url, browser_languages, l
             if language:  # the examples' column headers come with the page's load event
                 WebDriverWait(driver, 10).until(lambda d: label not in visible_panel(d).text,
                                                 f"{title}: {label!r} is still in English")
+        # Options are translated too; the chosen one stays chosen (its value is the API's, in English).
+        panel = open_tab(driver, in_language("Training", language), in_language("From scratch", language))
+        chosen = panel.find_element(By.XPATH, ".//label[.//input[@type='radio'][@checked or @aria-checked='true']]"
+                                              "[normalize-space()='" + in_language("Quick test", language) + "']")
+        assert chosen.is_displayed()
 
 
 @pytest.mark.parametrize(("browser_languages", "report_words"), [

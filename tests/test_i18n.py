@@ -15,7 +15,8 @@ from diffusion_app.service.jobs import open_jobs
 from diffusion_app.service.sampling import SamplingRequest
 from diffusion_app.service.studio import Studio
 from diffusion_app.ui import build_app
-from diffusion_app.ui.i18n import LANGUAGE_COOKIE, language_of, page_translations, static_texts, tr, translate
+from diffusion_app.ui.i18n import (LANGUAGE_COOKIE, language_of, page_translations, static_texts, tr, translate,
+                                   translated_choosers)
 
 UI_FOLDER = Path(__file__).resolve().parent.parent / "diffusion_app" / "ui"
 # Each page variant shows texts the others do not (the login form, the public server's notes, switched-off training).
@@ -37,6 +38,9 @@ def test_every_text_of_every_tab_has_a_chinese_entry(settings, variant):
     page = built_page(settings, **PAGE_VARIANTS[variant])
     texts = {text for _, _, text in static_texts(page)}
     assert len(texts) > 100
+    choices = {display for chooser in translated_choosers(page) for display, _ in chooser.choices}
+    assert {"Quick test", "From scratch", "All tabs", "Seed"} <= choices or variant == "training off"
+    texts |= choices  # a list of options is translated whole, or not at all (scheduler and model names)
     missing = sorted(text for text in texts if translate(text, "zh-CN") is None)
     assert not missing, f"add these to diffusion_app/ui/locales/zh-CN.toml: {missing}"
 

@@ -51,26 +51,26 @@ def load_catalogue(path: Path, field: str) -> Catalogue:
 
 CATALOGUES = {"zh-CN": load_catalogue(LOCALES / "zh-CN.toml", "zh")}
 
-# Runs once the page has loaded (`launch(js=...)`). Gradio's front end picks a language only among those it
-# ships (zh-CN, zh-TW, ...): a browser set to "zh" or "zh-Hans" would get English, so switch it to zh-CN
-# with the front end's own `changeLocale`. Then keep the page's language in a cookie, which every request
-# carries, so that what the server writes (reports, errors) follows the page, including a language chosen
-# in Gradio's settings.
-PAGE_LANGUAGE_JS = """
-async () => {
+# Runs in the page's <head> (`launch(head=...)`), after Gradio has chosen the page's language and before it
+# shows the page. Gradio's front end chooses only among the languages it ships (zh-CN, zh-TW, ...): a browser set
+# to "zh" or "zh-Hans" would get English, so switch it to zh-CN with the front end's own `changeLocale`. Then
+# keep the page's language in a cookie, which every request carries, so that what the server writes (reports,
+# errors) follows the page, a language chosen in Gradio's settings included.
+PAGE_LANGUAGE_HEAD = """<script>
+(() => {
   const tag = navigator.language || "";
   if (/^zh(-hans)?(-|$)/i.test(tag) && !/^zh-(tw|hk|mo|hant)/i.test(tag) && document.documentElement.lang !== "zh-CN") {
     const core = performance.getEntriesByType("resource").map((entry) => entry.name)
       .find((name) => /\\/assets\\/core-[\\w-]+\\.js$/.test(name));
-    try { if (core) (await import(core)).changeLocale("zh-CN"); } catch (error) { console.warn(error); }
+    if (core) import(core).then((module) => module.changeLocale("zh-CN")).catch(console.warn);
   }
   const remember = () => {
     document.cookie = `%s=${document.documentElement.lang || "en"}; path=/; SameSite=Lax`;
   };
   remember();
   new MutationObserver(remember).observe(document.documentElement, {attributes: true, attributeFilter: ["lang"]});
-}
-""" % LANGUAGE_COOKIE
+})();
+</script>""" % LANGUAGE_COOKIE
 
 
 def language_of(tag: str | None) -> str | None:
@@ -155,20 +155,32 @@ def page_translations(app: gr.Blocks) -> gr.I18n:
     return gr.I18n(**translations)
 
 
+def translated_choosers(app: gr.Blocks) -> list:
+    """The radios, dropdowns and checkbox groups whose options are words of the interface (at least one of them
+    has a translation): their displays get translated, their values (what the API takes) stay."""
+    choosers = (gr.Radio, gr.Dropdown, gr.CheckboxGroup)
+    return [block for block in app.blocks.values() if isinstance(block, choosers)
+            and any(translate(display, language) for display, _ in block.choices for language in CATALOGUES)]
+
+
 def translate_on_load(app: gr.Blocks) -> None:
-    """What Gradio's front end leaves in English for a Chinese visitor: the column headers of examples (it never
-    translates them) and the titles of tabs (it does not redo them after PAGE_LANGUAGE_JS switches a "zh" or
-    "zh-Hans" browser). Each page gets them again, in its language, when it loads. Call inside `with app:`."""
+    """What Gradio's front end leaves in English for a Chinese visitor: the options of radios and dropdowns and
+    the column headers of examples (it never translates them), and the titles of tabs (it does not redo them
+    after PAGE_LANGUAGE_HEAD switches a "zh" or "zh-Hans" browser). Each page gets them again, in its language,
+    when it loads. Call inside `with app:`."""
+    choosers = translated_choosers(app)
     tables = [block for block in app.blocks.values() if isinstance(block, gr.Dataset) and block.headers]
     tabs = [block for block in app.blocks.values() if isinstance(block, gr.Tab)]
 
     def translated():
         if request_language() is None:
-            return [gr.skip()] * (len(tables) + len(tabs))
-        return ([gr.Dataset(headers=[tr(header) for header in table.headers]) for table in tables]
+            return [gr.skip()] * (len(choosers) + len(tables) + len(tabs))
+        return ([type(chooser)(choices=[(tr(display), value) for display, value in chooser.choices])
+                 for chooser in choosers]
+                + [gr.Dataset(headers=[tr(header) for header in table.headers]) for table in tables]
                 + [gr.Tab(label=tab.label) for tab in tabs])  # by now a translation key: the page translates it
 
-    app.load(translated, None, tables + tabs, api_visibility="private", show_progress="hidden",
+    app.load(translated, None, choosers + tables + tabs, api_visibility="private", show_progress="hidden",
              concurrency_limit=None)
 
 
