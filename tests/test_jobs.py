@@ -18,10 +18,10 @@ from diffusion_app.catalog import CLASS_CONDITIONAL, UNCONDITIONAL
 from diffusion_app.service.job_options import JobOptions
 from diffusion_app.service.job_process import group_members
 from diffusion_app.service.job_progress import read_records
+from diffusion_app.service.job_store import INTERRUPTED
 from diffusion_app.service.jobs import (
     CANCELLED,
     FINISHED,
-    INTERRUPTED,
     QUEUED,
     RUNNING,
     JobManager,

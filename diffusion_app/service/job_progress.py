@@ -1,10 +1,14 @@
-"""A job's progress, read from the JSON lines the trainer appends to <output_dir>/progress.jsonl."""
+"""A job's progress, read from the JSON lines the trainer appends to <output_dir>/progress.jsonl, and how it
+ended once its trainer has exited."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..catalog import entry_from_folder
+from .job_store import CANCELLED, FAILED, FINISHED, INTERRUPTED
 
 RATE_WINDOW = 20  # loss rows used for the steps/s behind the ETA
 
@@ -67,3 +71,22 @@ def read_progress(path: Path, run_started: float | None = None) -> JobProgress:
         finished_pipeline=folder / Path(finished[-1]["pipeline"]).name if finished else None,
         stopped=any(r.get("event") == "stopped" for r in current),
     )
+
+
+def ending(progress: JobProgress, checkpoint: int | None, cancel_requested: bool, returncode: int | None
+           ) -> tuple[str, str | None]:
+    """The status of a job whose trainer has exited, and the message that says why and what resuming does
+    (returncode None: the trainer was not this server's child, as after a server restart)."""
+    resume = (f"resume continues from its checkpoint at step {checkpoint}" if checkpoint
+              else "resume starts it again from the beginning")
+    at_step = f"at step {progress.step}"
+    if progress.finished_pipeline and entry_from_folder(progress.finished_pipeline) is not None:
+        return FINISHED, None
+    if cancel_requested:
+        return CANCELLED, f"Cancelled {at_step}; {resume}."
+    if progress.stopped:
+        return INTERRUPTED, f"Stopped from outside the app {at_step}; {resume}."
+    if returncode is None:
+        return INTERRUPTED, (f"The trainer ended {at_step} while the server was not watching it (a server restart); "
+                             f"{resume}.")
+    return FAILED, f"The trainer exited with code {returncode} {at_step} (see its log); {resume}."

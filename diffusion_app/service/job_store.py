@@ -10,6 +10,10 @@ from pathlib import Path
 
 from .sqlite_db import sqlite_transaction
 
+QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
+    "queued", "running", "finished", "failed", "cancelled", "interrupted")
+RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

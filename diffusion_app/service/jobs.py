@@ -30,16 +30,14 @@ from .job_hub import push_folder
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
 from .job_process import (TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command,
                           trainer_environment)
-from .job_store import Job, JobStore, UnknownJobError
+from .job_progress import ending
+from .job_store import CANCELLED, FAILED, FINISHED, QUEUED, RESUMABLE, RUNNING, Job, JobStore, UnknownJobError
 from .job_uploads import UploadArea
 from .studio import Studio
 from .visitors import Visitor
 
 logger = logging.getLogger(__name__)
 
-QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
-    "queued", "running", "finished", "failed", "cancelled", "interrupted")
-RESUMABLE = (INTERRUPTED, CANCELLED, FAILED)
 POLL_SECONDS = 1.0
 CANCEL_GRACE_SECONDS = 60.0  # then the whole process group is killed
 SHUTDOWN_GRACE_SECONDS = 10.0  # for running trainers to checkpoint when the server stops
@@ -149,22 +147,7 @@ class JobManager(JobFolders):
 
     def _settle(self, job: Job, returncode: int | None) -> None:
         """The trainer has exited: record how (returncode None: it was not this server's child)."""
-        progress = self.progress(job)
-        checkpoint = self.checkpoint_step(job)
-        resume = (f"resume continues from its checkpoint at step {checkpoint}" if checkpoint
-                  else "resume starts it again from the beginning")
-        at_step = f"at step {progress.step}"
-        if progress.finished_pipeline and entry_from_folder(progress.finished_pipeline) is not None:
-            status, message = FINISHED, None
-        elif job.cancel_requested:
-            status, message = CANCELLED, f"Cancelled {at_step}; {resume}."
-        elif progress.stopped:
-            status, message = INTERRUPTED, f"Stopped from outside the app {at_step}; {resume}."
-        elif returncode is None:
-            status, message = INTERRUPTED, (f"The trainer ended {at_step} while the server was not watching it "
-                                            f"(a server restart); {resume}.")
-        else:
-            status, message = FAILED, f"The trainer exited with code {returncode} {at_step} (see its log); {resume}."
+        status, message = ending(self.progress(job), self.checkpoint_step(job), bool(job.cancel_requested), returncode)
         job = self.store.update(job.id, status=status, message=message, ended_at=time.time(), pid=None,
                                 pid_created=None)
         logger.info("job #%d (%s) %s", job.id, job.name, status)
