@@ -152,7 +152,7 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
             new_id, dataset = jobs.uploads.inspect(files if isinstance(files, list) else [files] if files else [],
                                                    visitor=visitor)
         except ValueError as err:
-            yield None, tr(f"**Upload refused.** {escape(str(err))}"), None, gr.skip(), gr.skip(), gr.skip()
+            yield None, f"**{tr('Upload refused.')}** {escape(tr(str(err)))}", None, gr.skip(), gr.skip(), gr.skip()
             raise
         yield show_report(new_id, dataset, size)
 
@@ -166,7 +166,7 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
             new_id, dataset = jobs.uploads.inspect_dataset(dataset_name, split_name, images_from, captions_from,
                                                            labels_from, visitor=visitor)
         except ValueError as err:
-            yield None, tr(f"**Dataset refused.** {escape(str(err))}"), None, gr.skip(), gr.skip(), gr.skip()
+            yield None, f"**{tr('Dataset refused.')}** {escape(tr(str(err)))}", None, gr.skip(), gr.skip(), gr.skip()
             raise
         yield show_report(new_id, dataset, size)
 
