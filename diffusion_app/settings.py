@@ -65,6 +65,7 @@ class MemorySavers:
 @dataclass(frozen=True)
 class Settings:
     device: str = "cpu"
+    devices: tuple[str, ...] = ()  # one generation worker on each (DS_DEVICES); empty: every visible GPU
     dtype: torch.dtype = torch.float32
     data_dir: Path = REPO_ROOT / "data"
     models_dir: Path = REPO_ROOT / "models"
@@ -131,6 +132,7 @@ class Settings:
         max_gb = env.get("DS_CACHE_MAX_GB")
         return cls(
             device=device,
+            devices=tuple(name.strip() for name in env.get("DS_DEVICES", "").split(",") if name.strip()),
             dtype=parse_dtype(env["DS_DTYPE"]) if env.get("DS_DTYPE") else default_dtype(device),
             data_dir=Path(env.get("DS_DATA_DIR") or default_data_dir(env)).resolve(),
             models_dir=Path(env.get("DS_MODELS_DIR", REPO_ROOT / "models")).resolve(),

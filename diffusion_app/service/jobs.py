@@ -282,7 +282,8 @@ class JobManager(JobFolders):
             return
         if entry.source == str(self.pipeline_folder(job)):
             self.studio.catalog.unregister(job.name)
-            self.studio.cache.unload(job.name)
+            for cache in self.studio.caches:
+                cache.unload(job.name)
 
     # Reading jobs.
 

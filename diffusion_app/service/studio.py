@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .cache import PipelineCache
 from .clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
 from .history import History
 from .loading import ModelUnavailableError, load_pipeline
+from .workers import Worker, WorkerPool, worker_devices
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +25,23 @@ class Studio:
         self.catalog = catalog or build_catalog(
             [settings.models_dir, settings.local_models_dir], settings.extra_models
         )
-        self.cache = PipelineCache(self._load, settings.cache_max_models, settings.cache_max_bytes)
+        self.pool = WorkerPool([
+            Worker(device, PipelineCache(functools.partial(self._load, device=device), settings.cache_max_models,
+                                         settings.cache_max_bytes))
+            for device in worker_devices(settings)
+        ])
         self.loading_closed = False  # on ZeroGPU, after preload(): a load inside a GPU call would vanish with it
         self._history: History | None = None
+
+    @property
+    def cache(self) -> PipelineCache:
+        """The pipeline cache of the worker serving the current run (workers.py); with one device, the only one."""
+        return self.pool.serving().cache
+
+    @property
+    def caches(self) -> list[PipelineCache]:
+        """Every worker's cache: what unloading a model, or listing what is loaded, goes through."""
+        return [worker.cache for worker in self.pool.workers]
 
     @property
     def history(self) -> History:
@@ -76,14 +92,15 @@ class Studio:
     def preload(self, names: list[str]) -> None:
         """Load these models now, then close loading. A ZeroGPU call runs in a forked process: a model it
         loaded would vanish when it returns, so models go onto cuda at start-up and stay in the cache."""
-        self.cache.max_models = max(self.cache.max_models or 0, len(names))
-        self.cache.max_bytes = None
-        for name in names:
-            try:
-                self.cache.get(name)
-                logger.info("preloaded %s", name)
-            except ModelUnavailableError as err:  # the app still starts; requests for it get the message below
-                logger.warning("could not preload %s: %s", name, err)
+        for cache in self.caches:
+            cache.max_models = max(cache.max_models or 0, len(names))
+            cache.max_bytes = None
+            for name in names:
+                try:
+                    cache.get(name)
+                    logger.info("preloaded %s", name)
+                except ModelUnavailableError as err:  # the app still starts; requests for it get the message below
+                    logger.warning("could not preload %s: %s", name, err)
         self.loading_closed = True
 
     def default_models(self) -> list[str]:
@@ -103,7 +120,7 @@ class Studio:
         size = unet.config.sample_size
         return size * size if isinstance(size, int) else size[0] * size[1]
 
-    def _load(self, name: str):
+    def _load(self, name: str, device: str):
         if self.loading_closed:
             loaded = ", ".join(key for key in self.cache.loaded() if not key.startswith(CLIP_KEY_PREFIX))
             raise ModelUnavailableError(
@@ -111,11 +128,11 @@ class Studio:
                 f"at start-up (each tab's default, and those the operator lists in DS_PRELOAD): choose one of "
                 f"{loaded}.")
         if name.startswith(CLIP_KEY_PREFIX):
-            return load_clip(ClipSpec.from_cache_key(name), self.settings.device, self.settings.offline,
+            return load_clip(ClipSpec.from_cache_key(name), device, self.settings.offline,
                              self.settings.clip_configs, self.clip_folders())
         entry = self.catalog.get(name)
-        return load_pipeline(entry, self.settings.device, self.settings.dtype, self.settings.offline,
-                             self.settings.memory, self.settings.compile)
+        return load_pipeline(entry, device, self.settings.dtype, self.settings.offline, self.settings.memory,
+                             self.settings.compile)
 
 
 def open_studio(settings: Settings) -> Studio:

@@ -14,6 +14,7 @@ from ..service.cache import release_memory
 from ..service.loading import ModelUnavailableError
 from ..service.sampling import MAX_SEED, SamplingRequest
 from ..service.studio import Studio
+from ..service.workers import serve_on_a_worker
 from .i18n import tr
 
 logger = logging.getLogger(__name__)
@@ -54,10 +55,11 @@ def reports_errors(handler):
 
 
 def runs_on_gpu(studio: Studio, estimate):
-    """Decorate a handler that runs a model. On ZeroGPU the GPU exists only inside `@spaces.GPU` calls, each
-    run in a forked process, for the seconds `estimate` (called with the handler's own arguments) says, capped
-    by DS_GPU_SECONDS_CAP; elsewhere the handler is unchanged. `gpu_seconds` stays on it, for the tests that
-    check every model-using handler has it."""
+    """Decorate a handler that runs a model (its first argument names the model). On ZeroGPU the GPU exists only
+    inside `@spaces.GPU` calls, each run in a forked process, for the seconds `estimate` (called with the
+    handler's own arguments) says, capped by DS_GPU_SECONDS_CAP. With several GPUs each run goes to a worker of
+    its own (service/workers.py). Elsewhere the handler is unchanged. `gpu_seconds` stays on it, for the tests
+    that check every model-using handler has it."""
 
     def seconds(*args, **kwargs) -> int:
         try:
@@ -70,6 +72,8 @@ def runs_on_gpu(studio: Studio, estimate):
             import spaces
 
             handler = spaces.GPU(duration=seconds)(handler)
+        if len(studio.pool.workers) > 1:
+            handler = serve_on_a_worker(studio.pool, handler, model_of=lambda model, *_, **__: model)
         handler.gpu_seconds = seconds
         return handler
 
@@ -79,9 +83,12 @@ def runs_on_gpu(studio: Studio, estimate):
 def generation_queue(studio: Studio) -> dict:
     """Event options for GPU-heavy work: every tab's Generate shares one concurrency group.
 
-    Cheap events (reading parameters, listing models) stay outside it, so they never wait behind a run.
+    Cheap events (reading parameters, listing models) stay outside it, so they never wait behind a run. With
+    several generation workers, as many runs go at once as there are workers.
     """
-    return {"concurrency_id": "generation", "concurrency_limit": studio.settings.concurrency_limit}
+    workers = len(studio.pool.workers)
+    limit = workers if workers > 1 else studio.settings.concurrency_limit
+    return {"concurrency_id": "generation", "concurrency_limit": limit}
 
 
 def model_dropdown(studio: Studio, kind: str, none_choice: str | None = None, **overrides) -> gr.Dropdown:

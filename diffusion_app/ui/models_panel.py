@@ -17,38 +17,48 @@ COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
 
 
 def models_table(studio: Studio) -> pd.DataFrame:
-    loaded = studio.cache.stats()["models"]
+    """Every catalog model; with several generation workers, the memory it holds on all of them together."""
+    loaded = [cache.stats()["models"] for cache in studio.caches]
     rows = [
-        [entry.name, entry.kind, entry.source, entry.name in loaded,
-         round(loaded[entry.name]["bytes"] / 2**20, 1) if entry.name in loaded else 0.0]
+        [entry.name, entry.kind, entry.source, any(entry.name in models for models in loaded),
+         round(sum(models[entry.name]["bytes"] for models in loaded if entry.name in models) / 2**20, 1)]
         for entry in studio.catalog.entries()
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.drop(columns="Source") if studio.settings.public else table
 
 
+def loaded_models(studio: Studio) -> list[str]:
+    return list(dict.fromkeys(name for cache in studio.caches for name in cache.loaded()))
+
+
 def cache_summary(studio: Studio) -> str:
-    stats = studio.cache.stats()
+    """One line per generation worker (one, except with several GPUs)."""
     settings = studio.settings
     budget = f"{settings.cache_max_models} models"
     if settings.cache_max_bytes:
         budget += f" or {settings.cache_max_bytes / 2**30:.1f} GiB"
-    return tr(f"{len(stats['models'])} loaded, {stats['total_bytes'] / 2**20:.1f} MB in all (budget: {budget}) · "
-              f"{stats['hits']} hits, {stats['misses']} loads, {stats['evictions']} evictions")
+    lines = []
+    for worker in studio.pool.workers:
+        stats = worker.cache.stats()
+        line = tr(f"{len(stats['models'])} loaded, {stats['total_bytes'] / 2**20:.1f} MB in all (budget: {budget}) · "
+                  f"{stats['hits']} hits, {stats['misses']} loads, {stats['evictions']} evictions")
+        lines.append(f"{worker.device}: {line}" if len(studio.pool.workers) > 1 else line)
+    return "  \n".join(lines)
 
 
 def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
     summary = gr.Markdown(cache_summary(studio))
     table = gr.Dataframe(models_table(studio), interactive=False, label="Catalog")
     with gr.Row():
-        name = gr.Dropdown(choices=studio.cache.loaded(), label="Loaded model", allow_custom_value=True,
+        name = gr.Dropdown(choices=loaded_models(studio), label="Loaded model", allow_custom_value=True,
                            info="Unloading frees its memory; the next request that needs it loads it again.")
         unload = gr.Button("Unload")
         refresh = gr.Button("Refresh")
 
     def list_models():
         """List the catalog's models, which are loaded and the memory each holds."""
-        return models_table(studio), cache_summary(studio), gr.Dropdown(choices=studio.cache.loaded())
+        return models_table(studio), cache_summary(studio), gr.Dropdown(choices=loaded_models(studio))
 
     def unload_model(model_name, signed_in=None, profile: gr.OAuthProfile | None = None):
         """Unload a loaded model to free its memory; the next request that needs it loads it again.
@@ -65,7 +75,7 @@ def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
                 raise gr.Error(tr("On this public server only its operators (DS_ADMINS) may unload models."))
         if not model_name:
             raise gr.Error(tr("Choose a loaded model to unload."))
-        if not studio.cache.unload(model_name):
+        if not any([cache.unload(model_name) for cache in studio.caches]):  # a list: unload it everywhere
             raise gr.Error(tr(f"Model {model_name!r} is not loaded."))
         release_memory()
         return list_models()
