@@ -1,15 +1,18 @@
-"""The bundled models in models/: small fp16 files, the offline defaults, and loadable by plain diffusers."""
+"""The bundled models in models/: small fp16 files, each tab's offline default, loadable by plain diffusers and
+open_clip, and drawing what they are asked for."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMPipeline
+import open_clip
+from diffusers import DDPMPipeline, StableDiffusionPipeline
 from safetensors import safe_open
 
-from diffusion_app.catalog import CLASS_CONDITIONAL, UNCONDITIONAL, build_catalog
+from diffusion_app.catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, build_catalog
 from diffusion_app.core.class_conditional import ClassConditionalPipeline
+from diffusion_app.service.clip_models import LOCAL_WEIGHTS, ClipSpec
 from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
@@ -17,6 +20,7 @@ from diffusion_app.training.packaged_data import mnist_arrays
 from running_app import REPO_ROOT
 
 BUNDLED = REPO_ROOT / "models"
+MEGABYTES = {"openmoji": 20, "digits": 20, "emoji-clip": 30, "emoji-t2i": 64}  # what each may weigh in all
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +29,28 @@ def studio(tmp_path_factory) -> Studio:
     return Studio(Settings(models_dir=BUNDLED, data_dir=tmp_path_factory.mktemp("data"), offline=True))
 
 
-def test_bundled_models_are_the_offline_defaults():
+def test_bundled_models_are_each_tabs_offline_default(studio):
     catalog = build_catalog([BUNDLED])
     assert catalog.default(UNCONDITIONAL) == "openmoji"
     assert catalog.default(CLASS_CONDITIONAL) == "digits"
+    assert catalog.default(TEXT_TO_IMAGE) == "emoji-t2i"  # Stable Diffusion 1.5 is not on this machine
+    assert studio.offered_clip_specs()[0] == ClipSpec("emoji-clip", LOCAL_WEIGHTS)  # CLIP guidance's default
 
 
-@pytest.mark.parametrize("name", ["openmoji", "digits"])
-def test_weights_are_small_fp16_safetensors(name):
+@pytest.mark.parametrize("name", list(MEGABYTES))
+def test_weights_are_small_fp16_safetensors_with_their_recipe(name):
     files = list((BUNDLED / name).rglob("*.safetensors"))
     assert files and not list((BUNDLED / name).rglob("*.bin"))
     for path in files:
         with safe_open(path, "pt") as weights:
             assert {weights.get_tensor(key).dtype for key in weights.keys()} == {torch.float16}
-    assert sum(path.stat().st_size for path in files) < 20 * 2**20
+    assert sum(path.stat().st_size for path in files) < MEGABYTES[name] * 2**20
     assert (BUNDLED / name / "training_config.json").is_file()
 
 
-def test_openmoji_is_attributed():
-    assert "CC BY-SA 4.0" in (BUNDLED / "openmoji" / "ATTRIBUTION.txt").read_text()
+@pytest.mark.parametrize("name", ["openmoji", "emoji-clip", "emoji-t2i"])
+def test_models_trained_on_openmoji_are_attributed(name):
+    assert "CC BY-SA 4.0" in (BUNDLED / name / "ATTRIBUTION.txt").read_text()
 
 
 def test_openmoji_loads_with_plain_diffusers():
@@ -79,3 +86,22 @@ def test_digits_round_trips_and_draws_the_requested_digits(studio):
     correlation = np.corrcoef(generated, centroids)[:len(images), len(images):]
     rank_of_requested = (correlation > correlation[np.arange(len(images)), request.labels][:, None]).sum(1)
     assert np.mean(rank_of_requested < 3) >= 0.8  # chance: 0.3
+
+
+def test_emoji_clip_loads_with_plain_open_clip():
+    model = open_clip.create_model(f"local-dir:{BUNDLED / 'emoji-clip'}").eval()
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{BUNDLED / 'emoji-clip'}")
+    size = model.visual.image_size
+    with torch.no_grad():
+        texts = model.encode_text(tokenizer(["red heart", "green apple", "dog face"]))
+        images = model.encode_image(torch.zeros(2, 3, *((size,) * 2 if isinstance(size, int) else size)))
+    assert texts.shape == (3, images.shape[1]) and torch.isfinite(texts).all() and torch.isfinite(images).all()
+
+
+def test_emoji_t2i_loads_with_plain_diffusers_at_64_px():
+    pipeline = StableDiffusionPipeline.from_pretrained(BUNDLED / "emoji-t2i", dtype=torch.float32)
+    assert pipeline.tokenizer.model_max_length == 32  # emoji-clip's context
+    images = pipeline("red heart", num_inference_steps=4, height=64, width=64, generator=torch.manual_seed(0),
+                      output_type="np").images
+    assert images.shape == (1, 64, 64, 3) and np.isfinite(images).all()
+

@@ -40,7 +40,7 @@ VAE = TrainingConfig(
 UNET = TrainingConfig(
     mode="text-to-image", unet_from_scratch=True, resolution=64, block_out_channels=[64, 128, 256],
     layers_per_block=2, caption_dropout_prob=0.1, prediction_type="v_prediction", snr_gamma=5.0,
-    train_batch_size=64, learning_rate=5e-4, lr_warmup_steps=200, max_train_steps=12000, ema_max_decay=0.999,
+    train_batch_size=64, learning_rate=5e-4, lr_warmup_steps=200, max_train_steps=2500, ema_max_decay=0.999,
     checkpointing_steps=250, save_images_steps=1000, num_sample_images=16, sample_inference_steps=25,
     validation_guidance_scale=4.0, validation_prompts=["red heart", "green apple", "dog face", "grinning face"],
     save_precision="fp16",
