@@ -2,10 +2,11 @@
 
     python docs/take_screenshots.py
 
-Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on the Unconditional,
-DDIM step control, Digits and Colour guidance tabs, and saves docs/screenshots/<tab>.png.
-text2img.png and training.png are not retaken here: offline there are no Stable Diffusion weights, and
-a training run long enough to show something takes hours on a CPU.
+Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on every generation tab
+(Text to image on the bundled emoji-t2i), noises an emoji on the Forward process tab, then shows the History
+and Models tabs, and saves docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese
+browser (unconditional_zh.png). training.png is not retaken here: a training run long enough to show
+something takes hours on a CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent / "tests"))
 
+from PIL import Image, ImageDraw
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import (button, chromium, gallery_images, open_page, open_tab, report_text, set_number,
@@ -34,7 +37,7 @@ def generate(driver, panel, done) -> None:
     driver.execute_script("window.scrollTo(0, 0)")
 
 
-def take_screenshots(driver, url: str) -> None:
+def take_screenshots(driver, url: str, picture: Path) -> None:
     panel = visible_panel(open_page(driver, url))
     set_number(panel, "Number of images", 8)
     set_number(panel, "Steps", 1000)
@@ -55,13 +58,66 @@ def take_screenshots(driver, url: str) -> None:
     generate(driver, panel, lambda d: "Mean distance" in report_text(panel) and gallery_images(panel, "Guided"))
     driver.save_screenshot(str(SCREENSHOTS / "colour_guidance.png"))
 
+    panel = open_tab(driver, "CLIP guidance", "CLIP weights")
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea").send_keys("red heart")
+    generate(driver, panel, lambda d: "cutouts ·" in panel.text
+             and gallery_images(panel, "Samples (previews show the predicted clean images)"))
+    driver.save_screenshot(str(SCREENSHOTS / "clip_guidance.png"))
+
+    panel = open_tab(driver, "Text to image", "Negative prompt")
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea").send_keys("red heart")
+    set_number(panel, "Number of images", 4)
+    generate(driver, panel, lambda d: "DPM++ 2M steps," in panel.text and gallery_images(panel, "Images"))
+    driver.save_screenshot(str(SCREENSHOTS / "text2img.png"))
+
+    panel = open_tab(driver, "Image to image", "Strength")
+    panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
+    generate(driver, panel, lambda d: "strength 0.6" in panel.text and gallery_images(panel, "Results"))
+    driver.save_screenshot(str(SCREENSHOTS / "image_to_image.png"))
+
+    panel = open_tab(driver, "Forward process", "Noise schedule")
+    panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
+    button(panel, "Noise it").click()
+    WebDriverWait(driver, TIMEOUT).until(lambda d: len(gallery_images(panel, "x_t")) == 7)
+    driver.save_screenshot(str(SCREENSHOTS / "forward_process.png"))
+
+    panel = open_tab(driver, "History", "Images, newest first")
+    WebDriverWait(driver, TIMEOUT).until(lambda d: gallery_images(panel, "Images, newest first", first=4))
+    driver.save_screenshot(str(SCREENSHOTS / "history.png"))
+
+    open_tab(driver, "Models", "Loaded model")
+    driver.save_screenshot(str(SCREENSHOTS / "models.png"))
+
+
+def take_chinese_screenshot(url: str) -> None:
+    with chromium("zh-CN,zh") as driver:
+        panel = visible_panel(open_page(driver, url))
+        WebDriverWait(driver, 30).until(lambda d: "图像数量" in panel.text)
+        set_number(panel, "图像数量", 8)
+        button(panel, "生成").click()
+        WebDriverWait(driver, TIMEOUT, poll_frequency=1).until(lambda d: "步 DDPM，用时" in report_text(panel)
+                                                               and gallery_images(panel, "样本"))
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(str(SCREENSHOTS / "unconditional_zh.png"))
+
+
+def red_disc(folder: Path) -> Path:
+    """A red disc on white, the picture the Image to image and Forward process screenshots start from."""
+    path = folder / "red_disc.png"
+    image = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(image).ellipse((10, 10, 54, 54), fill=(220, 40, 40), outline=(40, 20, 20), width=3)
+    image.save(path)
+    return path
+
 
 def main() -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as data_dir:
         env = {**os.environ, "DS_DATA_DIR": data_dir, "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-        with running_app(env, Path(data_dir) / "app.log") as url, chromium() as driver:
-            take_screenshots(driver, url)
+        with running_app(env, Path(data_dir) / "app.log") as url:
+            with chromium() as driver:
+                take_screenshots(driver, url, red_disc(Path(data_dir)))
+            take_chinese_screenshot(url)
     print(f"screenshots written to {SCREENSHOTS}")
 
 
