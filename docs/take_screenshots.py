@@ -5,7 +5,8 @@
 Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on every generation tab
 (Text to image on the bundled emoji-t2i), noises an emoji on the Forward process tab, then shows the History
 and Models tabs, and saves docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese
-browser (unconditional_zh.png). training.png is not retaken here: a training run long enough to show
+browser (unconditional_zh.png; Chromium needs a CJK font for it, e.g. Debian's fonts-noto-cjk). training.png
+is not retaken here: a training run long enough to show
 something takes hours on a CPU.
 """
 
@@ -65,7 +66,7 @@ def take_screenshots(driver, url: str, picture: Path) -> None:
     driver.save_screenshot(str(SCREENSHOTS / "clip_guidance.png"))
 
     panel = open_tab(driver, "Text to image", "Negative prompt")
-    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea").send_keys("red heart")
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea").send_keys("grinning face")
     set_number(panel, "Number of images", 4)
     generate(driver, panel, lambda d: "DPM++ 2M steps," in panel.text and gallery_images(panel, "Images"))
     driver.save_screenshot(str(SCREENSHOTS / "text2img.png"))
