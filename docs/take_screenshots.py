@@ -3,11 +3,10 @@
     python docs/take_screenshots.py
 
 Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on every generation tab
-(Text to image on the bundled emoji-t2i), noises an emoji on the Forward process tab, then shows the History
+(Text to image on the bundled emoji-t2i), noises a red disc on the Forward process tab, then shows the History
 and Models tabs, and saves docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese
-browser (unconditional_zh.png; Chromium needs a CJK font for it, e.g. Debian's fonts-noto-cjk). training.png
-is not retaken here: a training run long enough to show
-something takes hours on a CPU.
+browser (unconditional_zh.png; Chromium needs a CJK font for it, e.g. Debian's fonts-noto-cjk).
+training.png is not retaken here: a training run long enough to show something takes hours on a CPU.
 """
 
 from __future__ import annotations
