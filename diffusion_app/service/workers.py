@@ -71,7 +71,7 @@ class WorkerPool:
     def serving(self) -> Worker:
         """The worker the current run was given; the first outside a run (the CLI, tests, benchmarks)."""
         worker = SERVING.get()
-        return worker if any(worker is candidate for candidate in self.workers) else self.workers[0]
+        return worker if worker in self.workers else self.workers[0]  # workers compare by identity (eq=False)
 
 
 def serve_on_a_worker(pool: WorkerPool, handler, model_of):
