@@ -35,6 +35,7 @@ Environment variables (all optional):
     DS_ALLOW_HUB_DATASETS    1 to let visitors of a public server train on hub datasets (default: 0 there)
     DS_HISTORY_MAX_MB   the history's images, all visitors together; past it the oldest go (default: 500)
     DS_MAX_SWEEP_CELLS  the most cells one X/Y/Z sweep may have (default: 64)
+    DS_RAY_ADDRESS ...  generation and training on a Ray cluster: see ray_settings.py
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as Gradio reads them.
 """
 
@@ -48,6 +49,7 @@ from pathlib import Path
 import torch
 
 from .hardware import default_dtype
+from .ray_settings import RaySettings
 from .storage import REPO_ROOT, default_data_dir
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -111,6 +113,7 @@ class Settings:
     allow_hub_datasets: bool = True
     history_max_mb: int = 500
     max_sweep_cells: int = 64
+    ray: RaySettings | None = None  # generation replicas and training jobs on a Ray cluster
 
     @property
     def training_device(self) -> str:
@@ -168,6 +171,7 @@ class Settings:
             allow_hub_datasets=flag(env, "DS_ALLOW_HUB_DATASETS", default=not public),
             history_max_mb=positive_int(env.get("DS_HISTORY_MAX_MB", 500), "DS_HISTORY_MAX_MB"),
             max_sweep_cells=positive_int(env.get("DS_MAX_SWEEP_CELLS", 64), "DS_MAX_SWEEP_CELLS"),
+            ray=RaySettings.from_env(env),
         )
 
     def with_cli_args(self, args: argparse.Namespace) -> "Settings":
@@ -187,6 +191,8 @@ class Settings:
             changes["mcp_server"] = True
         if getattr(args, "compile", False):
             changes["compile"] = True
+        if getattr(args, "ray", None):
+            changes["ray"] = RaySettings.from_env(os.environ, address=args.ray)
         if getattr(args, "add_model", None):
             changes["extra_models"] = self.extra_models + tuple(parse_model_spec(s) for s in args.add_model)
         if "device" in changes and getattr(args, "dtype", None) is None:
@@ -210,6 +216,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile each UNet when it loads: faster steps after a slower first load")
     parser.add_argument("--mcp-server", action="store_true", help="also serve the generation tabs as MCP tools")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="generate and train on a Ray cluster: auto, local or a head's address (DS_RAY_ADDRESS)")
 
 
 # Each saves accelerator memory for some speed.

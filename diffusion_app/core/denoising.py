@@ -10,6 +10,8 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from .portable_state import portable_state
+
 
 @dataclass
 class DenoiseStep:
@@ -18,6 +20,9 @@ class DenoiseStep:
     timestep: int
     sample: torch.Tensor  # x_t after this step
     pred_original: torch.Tensor  # the scheduler's predicted clean image x0
+
+    def __getstate__(self) -> dict:
+        return portable_state(self)
 
 
 class NonFiniteOutputError(ValueError):

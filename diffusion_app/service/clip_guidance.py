@@ -9,11 +9,13 @@ x0 is still a blur steer less.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..core.cutouts import make_cutouts
+from ..core.portable_state import portable_state
 from .clip_models import ClipSpec, LoadedClip
 from .guidance import Objective
 from .studio import Studio
@@ -45,6 +47,7 @@ class ClipObjective(Objective):
 
     def __init__(self, clip: LoadedClip, prompt: str, cutouts: int):
         self.clip = clip
+        self.clip_label = clip.spec.label
         self.prompt = checked_prompt(prompt)
         self.cutouts = checked_cutouts(cutouts)
         tokens = clip.tokenizer([self.prompt]).to(clip.device)
@@ -71,7 +74,24 @@ class ClipObjective(Objective):
         return math.sqrt(alpha_bar)
 
     def parameters(self) -> dict:
-        return {"Guidance": "CLIP", "CLIP model": self.clip.spec.label, "Cutouts": self.cutouts}
+        return {"Guidance": "CLIP", "CLIP model": self.clip_label, "Cutouts": self.cutouts}
+
+    def __getstate__(self) -> dict:
+        """The objective as it comes back from a Ray replica with its run: its settings, not the CLIP model."""
+        return portable_state(self, kept_here=("clip", "text_embedding"))
+
+
+@dataclass(frozen=True)
+class ClipPrompt:
+    """What CLIP guidance steers toward, made into a ClipObjective by the run, in the process that runs it: the
+    CLIP model loads beside the pipeline, on a Ray replica as in this process."""
+
+    spec: ClipSpec
+    prompt: str
+    cutouts: int
+
+    def bound(self, studio: Studio) -> ClipObjective:
+        return clip_objective(studio, self.spec, self.prompt, self.cutouts)
 
 
 def truncation_note(clip: LoadedClip, prompt: str) -> str | None:

@@ -80,6 +80,10 @@ class Objective:
     def parameters(self) -> dict:
         raise NotImplementedError
 
+    def bound(self, studio: Studio) -> "Objective":
+        """The objective with its models loaded from the studio the run executes in; most need none."""
+        return self
+
 
 class ColourObjective(Objective):
     """Mean absolute difference between x0 and a colour (its luminance for grayscale models)."""
@@ -179,8 +183,8 @@ class GuidedRun(SamplingRun):
             raise ValueError(f"Guiding every {guidance.every} steps from {guidance.start:g} to {guidance.end:g} of "
                              f"{total} steps guides none of them; widen the range or guide more often.")
         self.guidance = guidance
-        self.objective = objective
-        self.prompt = objective.prompt
+        self.objective = objective.bound(studio)
+        self.prompt = self.objective.prompt
         self.losses: list[tuple[int, float]] = []
 
     def steps(self, sample: torch.Tensor, generators: list[torch.Generator]) -> Iterator[GuidedStep]:

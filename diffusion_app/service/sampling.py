@@ -15,6 +15,7 @@ from ..catalog import CLASS_CONDITIONAL, UNCONDITIONAL
 from ..core.denoising import DenoiseStep, denoise, initial_noise, to_pil
 from ..core.grid import image_grid
 from ..core.metadata import format_parameters, with_parameters
+from ..core.portable_state import portable_state
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
 from .studio import Studio
 
@@ -105,6 +106,10 @@ class SamplingRun:
         self.seeds = image_seeds(self.request.seed, len(labels or range(self.request.num_images)))
         self.final_sample: torch.Tensor | None = None
         self.seconds = 0.0
+
+    def __getstate__(self) -> dict:
+        """The run as it comes back from a Ray replica: its results and timing, not its model."""
+        return portable_state(self, kept_here=("unet", "scheduler", "class_labels"))
 
     def __iter__(self) -> Iterator[DenoiseStep]:
         start = time.perf_counter()

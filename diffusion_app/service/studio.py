@@ -32,6 +32,15 @@ class Studio:
         ])
         self.loading_closed = False  # on ZeroGPU, after preload(): a load inside a GPU call would vanish with it
         self._history: History | None = None
+        self.ray = None  # a RayGeneration when generation runs on a Ray cluster (open_studio)
+
+    def start(self, make_run, *args, **kwargs):
+        """A run made by `make_run(studio, *args, **kwargs)` (SamplingRun, GuidedRun, TextToImageRun, ...): in this
+        process, or in a Ray Serve replica when the app runs on Ray (ray_serving.py). The tabs start every run
+        here, so they work the same whichever backend runs it."""
+        if self.ray is not None:
+            return self.ray.start(self.catalog, make_run, *args, **kwargs)
+        return make_run(self, *args, **kwargs)
 
     @property
     def cache(self) -> PipelineCache:
@@ -142,4 +151,9 @@ def open_studio(settings: Settings) -> Studio:
     logger.info("models run on %s in %s%s", settings.device, str(settings.dtype).removeprefix("torch."),
                 ", compiled when they load" if settings.compile else "")
     ensure_offline_model([settings.models_dir, settings.local_models_dir], settings.local_models_dir)
-    return Studio(settings)
+    studio = Studio(settings)
+    if settings.ray is not None:
+        from .ray_serving import RayGeneration  # Ray is an optional install
+
+        studio.ray = RayGeneration(settings)
+    return studio

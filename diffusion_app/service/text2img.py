@@ -29,6 +29,7 @@ from PIL import Image
 from ..catalog import TEXT_TO_IMAGE
 from ..core.denoising import to_pil
 from ..core.metadata import format_parameters, parse_parameters, read_parameters, with_parameters
+from ..core.portable_state import portable_state
 from .sampling import MAX_SEED, image_seeds, is_number_in, require_int
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from .lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
@@ -133,6 +134,10 @@ class TextToImageRun:
         self._steps: queue.Queue = queue.Queue()
         self._stopped = threading.Event()
         self.worker = threading.Thread(target=self._call_pipeline, name="text-to-image", daemon=True)
+
+    def __getstate__(self) -> dict:
+        """The run as it comes back from a Ray replica: its images and timing, not its pipeline or thread."""
+        return portable_state(self, kept_here=("studio", "pipeline", "_lock", "_steps", "_stopped", "worker"))
 
     def __iter__(self) -> Iterator[TextToImageStep]:
         start = time.perf_counter()

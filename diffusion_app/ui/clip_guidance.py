@@ -7,7 +7,7 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
-from ..service.clip_guidance import MAX_CUTOUTS, clip_objective
+from ..service.clip_guidance import MAX_CUTOUTS, ClipPrompt
 from ..service.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
                                    clip_config_names)
 from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
@@ -106,12 +106,12 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed,
                                    scheduler=scheduler_name).validated(max_batch)
         guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
-        progress(0, desc=tr("Loading CLIP model"))
-        objective = clip_objective(studio, ClipSpec(architecture_name, weights_value), prompt_text, cutout_count)
+        progress(0, desc=tr("Loading model"))
+        clip_prompt = ClipPrompt(ClipSpec(architecture_name, weights_value), prompt_text, cutout_count)
+        runs = {"guided": studio.start(GuidedRun, request, guidance, clip_prompt)}
+        objective = runs["guided"].objective
         if objective.truncation:
             gr.Warning(tr(objective.truncation))
-        progress(0, desc=tr("Loading model"))
-        runs = {"guided": GuidedRun(studio, request, guidance, objective)}
         for _, step in follow(runs, progress):
             # Yielding every step lets Stop take effect after the current step.
             yield (to_pil(step.pred_original) if is_preview(step) else gr.skip(), plot_update(step, runs),
@@ -119,7 +119,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         guided = runs["guided"]
         report = [f"Seed {request.seed} · {request.steps} {request.scheduler} steps · guidance scale "
                   f"{guidance.scale:g} ({guidance.method}) · {objective.cutouts} cutouts · "
-                  f"{objective.clip.spec.label} · {timing(guided)}"]
+                  f"{objective.clip_label} · {timing(guided)}"]
         if objective.truncation:
             report.append(objective.truncation)
         yield guided.images(), loss_frame(runs), "\n\n".join(map(tr, report))

@@ -95,9 +95,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         guidance = guidance_from_widgets(scale_value, method_value, every_value, start_value, end_value)
         objective = ColourObjective(colour_value)
         progress(0, desc=tr("Loading model"))
-        runs = {"guided": GuidedRun(studio, request, guidance, objective)}
+        runs = {"guided": studio.start(GuidedRun, request, guidance, objective)}
         if compare:
-            runs["unguided"] = GuidedRun(studio, runs["guided"].request, replace(guidance, scale=0.0), objective)
+            runs["unguided"] = studio.start(GuidedRun, runs["guided"].request, replace(guidance, scale=0.0), objective)
         for label, step in follow(runs, progress):
             # Yielding every step lets Stop take effect after the current step.
             preview = label == "guided" and is_preview(step)

@@ -84,9 +84,9 @@ def generation_queue(studio: Studio) -> dict:
     """Event options for GPU-heavy work: every tab's Generate shares one concurrency group.
 
     Cheap events (reading parameters, listing models) stay outside it, so they never wait behind a run. With
-    several generation workers, as many runs go at once as there are workers.
+    several generation workers, or Ray replicas, as many runs go at once as there are workers or replicas.
     """
-    workers = len(studio.pool.workers)
+    workers = studio.ray.concurrency if studio.ray is not None else len(studio.pool.workers)
     limit = workers if workers > 1 else studio.settings.concurrency_limit
     return {"concurrency_id": "generation", "concurrency_limit": limit}
 

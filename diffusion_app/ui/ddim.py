@@ -76,7 +76,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         if every < 1:
             raise ValueError(f"Preview interval must be at least 1, got {every}.")
         progress(0, desc=tr("Loading model"))
-        sampling = SamplingRun(studio, request)
+        sampling = studio.start(SamplingRun, request)
         for step in sampling:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             last = step.index + 1 == step.total

@@ -100,7 +100,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             scheduler=scheduler_name, classes=tuple(whole_number(label, "Digit") for label in chosen or ()),
             guidance_scale=number(cfg, "CFG scale"))
         progress(0, desc=tr("Loading model"))
-        sampling = SamplingRun(studio, request)
+        sampling = studio.start(SamplingRun, request)
         every = max(1, request.steps // PREVIEWS_PER_RUN)
         for step in sampling:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")

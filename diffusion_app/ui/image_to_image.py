@@ -90,7 +90,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             request = TextToImageRequest(model_name, prompt_text, negative_text, whole_number(step_count, "Steps"),
                                          number(cfg, "CFG scale"), width, height, whole_number(count, "Number of images"),
                                          chosen_seed(seed_value, use_random_seed), sampler_name)
-            run = image_to_image_run(studio, request, picture, strength_value, preview_every=5)
+            run = studio.start(image_to_image_run, request, picture, strength_value, preview_every=5)
             for step in run:
                 progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
                 yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
@@ -98,7 +98,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             yield [], run.images, tr(f"Seed {run.request.seed} · strength {strength_value:g} in {run.seconds:.1f} s")
             return
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed, scheduler=sampler_name)
-        run = SDEditRun(studio, request, picture, strength_value)
+        run = studio.start(SDEditRun, request, picture, strength_value)
         for step in run:
             if step.index == 0:
                 yield run.start_images(), gr.skip(), gr.skip()

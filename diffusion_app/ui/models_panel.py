@@ -33,7 +33,10 @@ def loaded_models(studio: Studio) -> list[str]:
 
 
 def cache_summary(studio: Studio) -> str:
-    """One line per generation worker (one, except with several GPUs)."""
+    """One line per generation worker (one, except with several GPUs); on Ray, where the models are instead."""
+    if studio.ray is not None:
+        return tr("Generation runs on Ray Serve replicas, each with its own model cache: the Ray dashboard shows "
+                  "them. This page lists the catalog.")
     settings = studio.settings
     budget = f"{settings.cache_max_models} models"
     if settings.cache_max_bytes:

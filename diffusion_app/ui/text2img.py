@@ -145,7 +145,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             lora_weight=number(lora_scale, "LoRA weight"),
         )
         progress(0, desc=tr("Loading model"))
-        generation = TextToImageRun(studio, request, preview_every=whole_number(every, "Preview interval"))
+        generation = studio.start(TextToImageRun, request, preview_every=whole_number(every, "Preview interval"))
         for step in generation:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             # Yielding every step lets Stop take effect after the current step.

@@ -59,7 +59,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         """
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed)
         progress(0, desc=tr("Loading model"))
-        sampling = SamplingRun(studio, request)
+        sampling = studio.start(SamplingRun, request)
         for step in sampling:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             # Yielding every step lets Stop take effect after the current step.
