@@ -25,10 +25,10 @@ from diffusion_app.service.jobs import (
     QUEUED,
     RUNNING,
     JobManager,
-    trainer_process,
 )
 from diffusion_app.service.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
+from diffusion_app.service.trainers import trainer_process
 
 TINY_JOB = JobOptions(name="tiny", model_size="tiny", resolution=16, steps=4, batch_size=4, learning_rate=1e-3,
                       sample_every=0, sample_steps=1, checkpoint_every=2)

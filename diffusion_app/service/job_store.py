@@ -29,10 +29,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid_created REAL,                 -- the launcher's start time, so a reused pid is never mistaken for it
     cancel_requested REAL,
     message TEXT,                     -- why it ended as it did
-    owner TEXT                        -- on a public server, the visitor who started it
+    owner TEXT,                       -- on a public server, the visitor who started it
+    ray_job_id TEXT                   -- on a Ray cluster, the submission id of the job that runs the trainer
 )
 """
-ADDED_COLUMNS = {"owner": "TEXT"}  # columns later versions added: databases made before get them on opening
+ADDED_COLUMNS = {"owner": "TEXT", "ray_job_id": "TEXT"}  # columns later versions added: databases made before get them on opening
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Job:
     cancel_requested: float | None = None
     message: str | None = None
     owner: str | None = None
+    ray_job_id: str | None = None
 
 
 JSON_COLUMNS = ("config", "dataset")

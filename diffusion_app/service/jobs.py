@@ -28,12 +28,12 @@ from .job_base_models import base_model
 from .job_folders import LOG_FILE, JobFolders
 from .job_hub import push_folder
 from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
-from .job_process import (TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_command,
-                          trainer_environment)
+from .job_process import trainer_command
 from .job_progress import ending
 from .job_store import CANCELLED, FAILED, FINISHED, QUEUED, RESUMABLE, RUNNING, Job, JobStore, UnknownJobError
 from .job_uploads import UploadArea
 from .studio import Studio
+from .trainers import LocalTrainers, RayTrainers
 from .visitors import Visitor
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ class JobManager(JobFolders):
         self.uploads = UploadArea(self.settings.data_dir / "uploads", UploadLimits.from_settings(self.settings),
                                   self.settings)
         self.store = JobStore(self.jobs_dir / "jobs.db")
-        self._children = {}  # job id -> subprocess.Popen of the trainers this manager started
+        self.trainers = (RayTrainers(self.settings, CANCEL_GRACE_SECONDS) if self.settings.ray is not None
+                         else LocalTrainers(self.settings))
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,13 +74,13 @@ class JobManager(JobFolders):
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if not stop_jobs:
+        if not stop_jobs or self.trainers.outlive_the_server:
             return
         running = self.store.with_status(RUNNING)
         for job in running:
-            request_stop(trainer_process(job))
+            self.trainers.stop(job)
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        while any(is_running(trainer_process(job)) for job in running) and time.monotonic() < deadline:
+        while any(self.trainers.is_running(job) for job in running) and time.monotonic() < deadline:
             time.sleep(0.2)
         with self._lock:
             for job in self.store.with_status(RUNNING):
@@ -89,8 +90,8 @@ class JobManager(JobFolders):
         """After a (re)start: settle jobs whose trainer is gone, list finished models, drop stale uploads."""
         with self._lock:
             for job in self.store.with_status(RUNNING):
-                if not is_running(trainer_process(job)):
-                    self._settle(job, returncode=None)
+                if not self.trainers.is_running(job):
+                    self._settle(job, self.trainers.exit_code(job))
             for job in self.store.with_status(FINISHED):
                 self._register(job)
         self.uploads.remove_stale()
@@ -119,37 +120,31 @@ class JobManager(JobFolders):
         launched = time.time()
         with (folder / LOG_FILE).open("a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting the trainer ---\n")
-        command = trainer_command(folder / CONFIG_FILE, job.config["mixed_precision"],
-                                  cpu=self.settings.training_device == "cpu")
+        command = trainer_command(folder / CONFIG_FILE, job.config["mixed_precision"], cpu=self.trainers.cpu)
         try:
-            child, process = start_trainer(command, folder / LOG_FILE, folder, trainer_environment(self.settings.offline))
+            found_by = self.trainers.launch(job, command, folder / LOG_FILE, folder)
         except OSError as err:
             self.store.update(job.id, status=FAILED, ended_at=time.time(),
                               message=f"The trainer could not start: {err}")
             return
-        self._children[job.id] = child
-        self.store.update(job.id, status=RUNNING, launched_at=launched, ended_at=None, pid=process.pid,
-                          pid_created=process.created, cancel_requested=None, message=None)
-        logger.info("job #%d (%s) started, process group %d", job.id, job.name, process.pid)
+        self.store.update(job.id, status=RUNNING, launched_at=launched, ended_at=None, cancel_requested=None,
+                          message=None, **found_by)
+        logger.info("job #%d (%s) started: %s", job.id, job.name, found_by)
 
     def _watch(self, job: Job) -> None:
-        child = self._children.get(job.id)
-        returncode = child.poll() if child is not None else None  # reaps an exited launcher
-        process = trainer_process(job)
-        if is_running(process):
+        if self.trainers.is_running(job):
             if job.cancel_requested and time.time() - job.cancel_requested > CANCEL_GRACE_SECONDS:
                 logger.warning("job #%d did not stop within %.0f s; killing its processes", job.id,
                                CANCEL_GRACE_SECONDS)
-                kill(process)
+                self.trainers.kill(job)
             return
-        self._children.pop(job.id, None)
-        self._settle(job, returncode)
+        self._settle(job, self.trainers.exit_code(job))
 
     def _settle(self, job: Job, returncode: int | None) -> None:
         """The trainer has exited: record how (returncode None: it was not this server's child)."""
         status, message = ending(self.progress(job), self.checkpoint_step(job), bool(job.cancel_requested), returncode)
         job = self.store.update(job.id, status=status, message=message, ended_at=time.time(), pid=None,
-                                pid_created=None)
+                                pid_created=None, ray_job_id=None)
         logger.info("job #%d (%s) %s", job.id, job.name, status)
         if status == FINISHED:
             self._register(job)
@@ -217,7 +212,7 @@ class JobManager(JobFolders):
             if job.status != RUNNING:
                 raise ValueError(f"Job #{job_id} is {job.status}; only queued or running jobs can be cancelled.")
             job = self.store.update(job_id, cancel_requested=job.cancel_requested or time.time())
-            request_stop(trainer_process(job))
+            self.trainers.stop(job)
             return job
 
     def resume(self, job_id: int, visitor: Visitor | None = None) -> Job:
@@ -302,10 +297,6 @@ class JobManager(JobFolders):
         """1 for the next job to start; None when the job is not queued."""
         queued = [queued.id for queued in self.store.with_status(QUEUED)]
         return queued.index(job.id) + 1 if job.id in queued else None
-
-
-def trainer_process(job: Job) -> TrainerProcess:
-    return TrainerProcess(job.pid or 0, job.pid_created or 0.0)
 
 
 def open_jobs(studio: Studio) -> JobManager | None:
