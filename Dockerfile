@@ -10,8 +10,10 @@ ENV HOME=/home/user \
     DS_DATA_DIR=/home/user/app/data
 WORKDIR /home/user/app
 
-COPY --chown=user requirements.txt .
-RUN pip install --no-cache-dir --user -r requirements.txt
+# --build-arg REQUIREMENTS=requirements-ray.txt adds Ray: the image every node of a Ray cluster runs (docs/ray.md).
+ARG REQUIREMENTS=requirements.txt
+COPY --chown=user requirements*.txt .
+RUN pip install --no-cache-dir --user -r ${REQUIREMENTS}
 
 COPY --chown=user . .
 EXPOSE 7860

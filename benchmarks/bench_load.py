@@ -1,11 +1,13 @@
 """Load test on loopback: many gradio_client users at once against `python app.py`, across tabs.
 
-    python benchmarks/bench_load.py [--users 16 --requests 4 --timeout 600] [--url http://127.0.0.1:7860/]
+    python benchmarks/bench_load.py [--users 16 --requests 4 --timeout 600] [--url http://127.0.0.1:7860/ | --ray]
 
 Without --url it starts the app on tiny random-weight models (built in a temporary folder, no network).
 First every request is run alone (the single-user reference), then all users send theirs at once. Printed:
 success rate (target 100%), p50/p95 latency alone and under load, throughput, and whether every result under
-load equals its single-user result for the same seed. Exits 1 when a request fails or a result differs.
+load equals its single-user result for the same seed. With --ray it does this twice, on the local backend and
+on a local Ray instance with two generation replicas (docs/ray.md), prints them side by side, and checks that
+both backends give the same images. Exits 1 when a request fails or a result differs.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run(url: str, users: int, requests: int, timeout: float) -> int:
+def run(url: str, users: int, requests: int, timeout: float) -> dict:
+    """Every request alone, then all users at once; the latencies, wall time, failures and mismatches."""
     plan = [(user, index) for user in range(users) for index in range(requests)]
     reference = {}
     alone = []
@@ -91,21 +94,37 @@ def run(url: str, users: int, requests: int, timeout: float) -> int:
                 failures.append(pixels)
             elif any(not np.array_equal(a, b) for a, b in zip(pixels, reference[user, index], strict=True)):
                 mismatches += 1
-    total = len(plan)
-    succeeded = total - len(failures)
-    print_table(f"{users} users x {requests} requests across three tabs ({total} requests)",
-                ["", "alone", "under load", "ratio"],
-                [["p50 latency (s)", f"{statistics.median(alone):.2f}", f"{percentile(latencies, 50):.2f}",
-                  f"{percentile(latencies, 50) / statistics.median(alone):.1f}"],
-                 ["p95 latency (s)", f"{percentile(alone, 95):.2f}", f"{percentile(latencies, 95):.2f}",
-                  f"{percentile(latencies, 95) / percentile(alone, 95):.1f}"],
-                 ["throughput (req/s)", f"{len(alone) / sum(alone):.2f}", f"{total / wall:.2f}",
-                  f"{(total / wall) / (len(alone) / sum(alone)):.2f}"]])
-    print(f"\nsuccess: {succeeded}/{total} ({succeeded / total:.0%}, target 100%)")
-    print(f"results equal to the single-user result for their seed: {succeeded - mismatches}/{succeeded}")
-    for failure in failures[:5]:
-        print("failed:", failure)
-    return 0 if not failures and not mismatches else 1
+    return {"alone": alone, "latencies": latencies, "wall": wall, "failures": failures, "mismatches": mismatches,
+            "reference": reference}
+
+
+def report(results: dict[str, dict], users: int, requests: int) -> int:
+    """One column per backend, alone and under load; 0 when every request succeeded with its reference images."""
+    rows = [["p50 latency alone (s)"], ["p50 latency under load (s)"], ["p95 latency under load (s)"],
+            ["throughput alone (req/s)"], ["throughput under load (req/s)"]]
+    for measured in results.values():
+        alone, latencies = measured["alone"], measured["latencies"]
+        for row, value in zip(rows, [statistics.median(alone), percentile(latencies, 50), percentile(latencies, 95),
+                                     len(alone) / sum(alone), len(latencies) / measured["wall"]]):
+            row.append(f"{value:.2f}")
+    print_table(f"{users} users x {requests} requests across three tabs ({users * requests} requests)",
+                ["", *results], rows)
+    failed = False
+    for backend, measured in results.items():
+        total, failures = len(measured["latencies"]), measured["failures"]
+        succeeded = total - len(failures)
+        print(f"\n{backend}: success {succeeded}/{total} ({succeeded / total:.0%}, target 100%); results equal to the "
+              f"single-user result for their seed: {succeeded - measured['mismatches']}/{succeeded}")
+        for failure in failures[:5]:
+            print("failed:", failure)
+        failed |= bool(failures or measured["mismatches"])
+    references = [measured["reference"] for measured in results.values()]
+    if len(references) == 2:
+        same = sum(all(np.array_equal(a, b) for a, b in zip(references[0][key], references[1][key], strict=True))
+                   for key in references[0])
+        print(f"single-user results equal across the backends: {same}/{len(references[0])}")
+        failed |= same != len(references[0])
+    return 1 if failed else 0
 
 
 def main() -> int:
@@ -114,9 +133,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=4, help="requests per user (default: 4)")
     parser.add_argument("--timeout", type=float, default=600, help="bound on the loaded phase in seconds")
     parser.add_argument("--url", help="an app already running (its models must include load-ddpm/load-digits)")
+    parser.add_argument("--ray", action="store_true",
+                        help="also run the app on a local Ray instance with two replicas, and compare")
     args = parser.parse_args()
     if args.url:
-        return run(args.url, args.users, args.requests, args.timeout)
+        return report({"app": run(args.url, args.users, args.requests, args.timeout)}, args.users, args.requests)
     with tempfile.TemporaryDirectory() as tmp:
         models_dir = Path(tmp)
         build_ddpm_pipeline(models_dir / "load-ddpm", sample_size=16, block_out_channels=(16, 32), seed=0)
@@ -124,8 +145,14 @@ def main() -> int:
                                          channels=1, block_out_channels=(16, 32), seed=1)
         env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(models_dir / "data"),
                "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-        with running_app(env, models_dir / "app.log") as url:
-            return run(url, args.users, args.requests, args.timeout)
+        backends = {"local backend": env}
+        if args.ray:
+            backends["Ray, 2 replicas"] = {**env, "DS_RAY_ADDRESS": "local", "DS_RAY_MIN_REPLICAS": "2"}
+        results = {}
+        for backend, backend_env in backends.items():
+            with running_app(backend_env, models_dir / "app.log", start_timeout=300) as url:
+                results[backend] = run(url, args.users, args.requests, args.timeout)
+        return report(results, args.users, args.requests)
 
 
 if __name__ == "__main__":
