@@ -96,6 +96,9 @@ class Settings:
                              "offload moves the weights a compiled graph holds on to.")
         if self.compile and self.zerogpu:
             raise ValueError("ZeroGPU does not support torch.compile: leave DS_COMPILE off on a ZeroGPU Space.")
+        if self.ray is not None and self.zerogpu:
+            raise ValueError("A ZeroGPU Space lends its GPU to its own calls only, not to a Ray cluster: leave "
+                             "DS_RAY_ADDRESS unset there.")
     training_enabled: bool = True
     training_auth: tuple[tuple[str, str], ...] = ()
     max_upload_mb: int = 500

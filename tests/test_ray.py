@@ -31,15 +31,16 @@ JOB_TIMEOUT = 300
 
 @pytest.fixture(scope="module")
 def ray_app(models_dir, tiny_clip, tmp_path_factory):
-    """The app's URL and log file, the app started with DS_RAY_ADDRESS=local (it starts a Ray instance inside)."""
+    """The app's URL, log file and data dir, the app started with DS_RAY_ADDRESS=local (it starts a Ray instance inside)."""
     log = tmp_path_factory.mktemp("ray-logs") / "app.log"
-    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+    data_dir = tmp_path_factory.mktemp("data")
+    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(data_dir),
            "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "DS_CLIP_CONFIGS": str(tiny_clip[0]),
            "DS_RAY_ADDRESS": "local", "DS_RAY_MIN_REPLICAS": "2", "DS_RAY_CPUS_PER_REPLICA": "0.5",
            "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "0"}  # a throwaway instance: its dashboard API answers the test without a token
     try:
         with running_app(env, log, start_timeout=300) as url:
-            yield url, log
+            yield url, log, data_dir
     except RuntimeError as error:
         pytest.fail(str(error))
 
@@ -72,7 +73,7 @@ REQUESTS = [(TINY_MODEL, 2, 12, 3), ("tiny-gray", 1, 12, 4), (TINY_MODEL, 3, 8, 
 
 
 def test_generation_runs_on_the_replicas_and_gives_the_local_backends_images(ray_app, settings):
-    url, log = ray_app
+    url, log, _ = ray_app
     studio = Studio(replace(settings, dtype=default_dtype("cpu")))  # the local backend as the app sets it up
     client = Client(url, verbose=False)
     alone = [images(client.predict(*args, False, api_name="/generate_unconditional")[0]) for args in REQUESTS]
@@ -91,7 +92,7 @@ def test_generation_runs_on_the_replicas_and_gives_the_local_backends_images(ray
 
 
 def test_stop_cancels_only_its_own_run_on_the_replicas(ray_app):
-    url, _ = ray_app
+    url, _, _ = ray_app
     stopper, other = Client(url, verbose=False), Client(url, verbose=False)
     # The stopped run is the longer one: were it not cancelled, its replica would come free after the kept run's.
     stopped = stopper.submit(TINY_MODEL, 8, 1000, 0, False, api_name="/generate_unconditional")
@@ -109,7 +110,7 @@ def test_stop_cancels_only_its_own_run_on_the_replicas(ray_app):
 
 
 def test_a_training_job_runs_as_a_ray_job_to_a_model_the_replicas_serve(ray_app, tmp_path):
-    url, log = ray_app
+    url, log, data_dir = ray_app
     client = Client(url, verbose=False)
     rng = np.random.default_rng(0)
     paths = []
@@ -134,9 +135,25 @@ def test_a_training_job_runs_as_a_ray_job_to_a_model_the_replicas_serve(ray_app,
     gallery, report = client.predict("ray-model", 2, 3, 5, False, api_name="/generate_unconditional")
     assert len(gallery) == 2 and "Seed 5" in report
 
+    # Cancel stops the Ray job; the trainer saves a checkpoint on its way out, so the job can resume.
+    client.predict(*job_options("ray-cancelled", 100000), api_name="/start_job")
+    while job_row(client, "ray-cancelled")[3] in ("–", "0/100000") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    row = job_row(client, "ray-cancelled")
+    assert row[2] == "running"
+    job_id = int(str(row[0]).lstrip("#"))
+    client.predict(job_id, api_name="/cancel_job")
+    while job_row(client, "ray-cancelled")[2] in ("running", "cancelling") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert job_row(client, "ray-cancelled")[2] == "cancelled"
+    assert list((data_dir / "jobs" / str(job_id) / "output").glob("checkpoint-*"))
+    ray_jobs = httpx.get(f"{dashboard(log)}/api/jobs/", timeout=30).json()
+    assert [job["status"] for job in ray_jobs if (job.get("metadata") or {}).get("name") == "ray-cancelled"] == [
+        "STOPPED"]
+
 
 def test_bad_input_gets_the_replicas_message_and_the_app_keeps_serving(ray_app):
-    url, _ = ray_app
+    url, _, _ = ray_app
     client = Client(url, verbose=False)
     # Refused by the run the replica makes; the visitor reads its message, not Ray's wrapper with a traceback.
     with pytest.raises(AppError, match=r"^Guiding every 1 steps from 0.6 to 0.9 of 2 steps guides none of them; "):

@@ -33,6 +33,7 @@ def test_the_ray_flag_names_the_cluster():
     ({"DS_RAY_MIN_REPLICAS": "3", "DS_RAY_MAX_REPLICAS": "2"}, "DS_RAY_MIN_REPLICAS <= DS_RAY_MAX_REPLICAS"),
     ({"DS_RAY_MIN_REPLICAS": "0"}, "DS_RAY_MIN_REPLICAS <= DS_RAY_MAX_REPLICAS"),
     ({"DS_RAY_GPUS_PER_REPLICA": "-1"}, "DS_RAY_GPUS_PER_REPLICA must be 0 or more"),
+    ({"DS_ZEROGPU": "1"}, "leave DS_RAY_ADDRESS unset there"),
 ])
 def test_impossible_ray_settings_are_refused_with_the_setting_named(env, message):
     with pytest.raises(ValueError, match=message):
