@@ -24,6 +24,7 @@ from ..hardware import configure_threads, default_dtype
 from ..ray_settings import RaySettings
 from ..settings import Settings
 from .ray_cluster import cluster_gpus, connect
+from .studio import Studio
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ class GenerationReplica:
     """One Serve replica: a Studio on the replica's device, making and running the runs the front end starts."""
 
     def __init__(self, settings: Settings, threads: int | None):
-        from .studio import Studio  # here: the replica's process imports the project itself
-
         logger.info(configure_threads(threads))
         self.studio = Studio(replica_settings(settings))
 
@@ -117,7 +116,8 @@ class RayGeneration:
                                                          "num_cpus": self.ray_settings.cpus_per_replica},
                                       **replicas)
         serve.start(http_options={"location": "NoServer"})  # handles only: no HTTP proxy on the nodes
-        threads = max(1, int(self.ray_settings.cpus_per_replica)) if not gpus else None
+        # On CPUs a replica computes with the CPUs it holds (DS_THREADS overrides); on a GPU, the default.
+        threads = settings.threads or (max(1, int(self.ray_settings.cpus_per_replica)) if not gpus else None)
         self.handle = serve.run(deployment.bind(settings, threads), name=APP_NAME, route_prefix=None)
         logger.info("generation runs on Ray at %s: %s replica(s), %g GPU and %g CPU each",
                     self.ray_settings.address, replicas, gpus, self.ray_settings.cpus_per_replica)
