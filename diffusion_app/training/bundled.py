@@ -46,7 +46,7 @@ RECIPES = {
     "openmoji": Recipe(build_openmoji_folder, TrainingConfig(
         resolution=32, channels=3, block_out_channels=[32, 64, 128], layers_per_block=2, attention=True,
         random_flip=True, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", train_batch_size=64,
-        learning_rate=1e-3, lr_warmup_steps=200, max_train_steps=8000, ema_max_decay=0.999, checkpointing_steps=250,
+        learning_rate=1e-3, lr_warmup_steps=200, max_train_steps=6000, ema_max_decay=0.999, checkpointing_steps=250,
         save_images_steps=1000, num_sample_images=36, save_precision="fp16",
     ), attribution=OPENMOJI_ATTRIBUTION),
     # A small CLIP for 64 px emoji and their names: CLIP's usual optimiser settings (betas 0.9/0.98, weight
