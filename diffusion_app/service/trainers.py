@@ -116,6 +116,7 @@ class RayTrainers:
         self.client.stop_job(job.ray_job_id)
 
     def kill(self, job: Job) -> None:
+        """Ray kills a stopped job itself once grace_seconds have passed; this asks it to stop, in case it was not."""
         self.client.stop_job(job.ray_job_id)
 
     def exit_code(self, job: Job) -> int | None:
