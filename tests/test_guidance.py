@@ -112,6 +112,22 @@ def test_fast_gradient_flows_through_the_x0_formula_only(step_setup):
     torch.testing.assert_close(gradient_of("fast", unet, scheduler, t, x, objective), expected)
 
 
+def test_fast_gradient_is_the_same_for_a_v_prediction_model(step_setup):
+    """The fast step reads dL/dx0 back to x_t as for a noise-predicting model, so a scale steers v-prediction
+    models (the bundled ones) as strongly: through their own x0 formula it would be 1/alpha_bar times weaker."""
+    unet, scheduler, t, x = step_setup
+    v_scheduler = DDIMScheduler.from_config(scheduler.config, prediction_type="v_prediction")
+    v_scheduler.set_timesteps(10)
+    objective = ColourObjective(ORANGE)
+    with torch.no_grad():
+        v = unet(x, t).sample
+    alpha_bar = scheduler.alphas_cumprod[int(t)].double()
+    x0 = alpha_bar.sqrt() * x - (1 - alpha_bar).sqrt() * v
+    target = torch.tensor(objective.target(3), dtype=torch.float64).view(1, 3, 1, 1) * 2 - 1
+    expected = torch.sign(x0 - target) / (3 * 8 * 8) / alpha_bar.sqrt()
+    torch.testing.assert_close(gradient_of("fast", unet, v_scheduler, t, x, objective), expected)
+
+
 def test_exact_gradient_matches_finite_differences_and_fast_does_not(step_setup):
     unet, scheduler, t, x = step_setup
     objective = SquaredDistance()

@@ -4,12 +4,14 @@ At each guided step the UNet predicts the noise, the scheduler gives the predict
 and x moves against the gradient of scale * loss(x0) before the scheduler steps, as in the Hugging
 Face diffusion course (unit 2). Two methods:
 
-- fast: the UNet runs without gradients; the gradient flows through the scheduler's x0 formula only.
+- fast: the UNet runs without gradients; the gradient flows through the x0 formula only (a noise-predicting
+  model's, for every model: see guide()).
 - exact: the gradient flows through the UNet too: slower and heavier, closer to the true gradient.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -150,20 +152,33 @@ def guided_denoise(unet, scheduler, sample: torch.Tensor, steps: int, generators
 def guide(unet, scheduler, sample: torch.Tensor, t: torch.Tensor, objective: Objective, guidance: Guidance,
           objective_generators: list[torch.Generator], scratch: torch.Generator,
           step_options: dict) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """One guided step: the noise prediction, x moved against the gradient of the loss, and the loss before."""
+    """One guided step: the noise prediction, x moved against the gradient of the loss, and the loss before.
+
+    The fast method carries the loss's gradient with respect to x0 back to x_t as a noise-predicting model's x0
+    formula does, x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) with eps held fixed, whatever the model
+    predicts: through a v-prediction model's formula the same gradient would be 1/alpha_bar times weaker at the
+    noisy steps, and a guidance scale would mean something else for each kind of model.
+    """
     steering = guidance.scale > 0
-    sample = sample.detach().requires_grad_(steering)
-    with torch.set_grad_enabled(steering and guidance.method == EXACT):
+    exact = steering and guidance.method == EXACT
+    sample = sample.detach().requires_grad_(exact)
+    with torch.set_grad_enabled(exact):
         noise_pred = run_unet(unet, sample, t)
-    with torch.set_grad_enabled(steering):
         # Only x0 is used: noise this call may draw comes from a scratch generator, so the images'
         # generators advance exactly as they do without guidance.
         x0 = scheduler.step(noise_pred, t, sample, generator=scratch, **step_options).pred_original_sample
+    if steering and not exact:
+        x0 = x0.detach().requires_grad_()
+    with torch.set_grad_enabled(steering):
         losses = objective.loss(x0, objective_generators)
     if steering:
-        (gradient,) = torch.autograd.grad(losses.sum() * guidance.scale, sample)
-        weight = objective.gradient_weight(float(scheduler.alphas_cumprod[int(t)]))
-        sample = sample.detach() - weight * gradient
+        alpha_bar = float(scheduler.alphas_cumprod[int(t)])
+        if exact:
+            (gradient,) = torch.autograd.grad(losses.sum() * guidance.scale, sample)
+        else:
+            (gradient,) = torch.autograd.grad(losses.sum() * guidance.scale, x0)
+            gradient = gradient / math.sqrt(alpha_bar)
+        sample = sample.detach() - objective.gradient_weight(alpha_bar) * gradient
     return noise_pred.detach(), sample.detach(), losses.mean().item()
 
 
