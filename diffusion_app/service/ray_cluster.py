@@ -34,7 +34,10 @@ def dashboard_url() -> str:
     return _dashboard_url if "://" in _dashboard_url else f"http://{_dashboard_url}"
 
 
-def cluster_gpus() -> float:
+def gpus_to_ask(asked: float | None) -> float:
+    """The GPUs a replica or job asks for: what the settings say, else 1 on a cluster with GPUs and 0 without."""
+    if asked is not None:
+        return asked
     import ray
 
-    return ray.cluster_resources().get("GPU", 0)
+    return 1 if ray.cluster_resources().get("GPU", 0) else 0

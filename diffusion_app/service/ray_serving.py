@@ -23,7 +23,7 @@ from ..catalog import Catalog
 from ..hardware import configure_threads, default_dtype
 from ..ray_settings import RaySettings
 from ..settings import Settings
-from .ray_cluster import cluster_gpus, connect
+from .ray_cluster import connect, gpus_to_ask
 from .studio import Studio
 
 logger = logging.getLogger(__name__)
@@ -104,9 +104,7 @@ class RayGeneration:
 
         self.ray_settings: RaySettings = settings.ray
         connect(self.ray_settings)
-        gpus = self.ray_settings.gpus_per_replica
-        if gpus is None:
-            gpus = 1 if cluster_gpus() else 0
+        gpus = gpus_to_ask(self.ray_settings.gpus_per_replica)
         replicas = ({"num_replicas": self.ray_settings.min_replicas}
                     if self.ray_settings.min_replicas == self.ray_settings.max_replicas else
                     {"autoscaling_config": {"min_replicas": self.ray_settings.min_replicas,

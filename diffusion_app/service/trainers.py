@@ -67,12 +67,11 @@ class RayTrainers:
     def __init__(self, settings: Settings, grace_seconds: float):
         from ray.job_submission import JobSubmissionClient
 
-        from .ray_cluster import cluster_gpus, connect, dashboard_url
+        from .ray_cluster import connect, dashboard_url, gpus_to_ask
 
         connect(settings.ray)
         self.client = JobSubmissionClient(dashboard_url())
-        gpus = settings.ray.job_gpus
-        self.gpus = gpus if gpus is not None else (1 if cluster_gpus() else 0)
+        self.gpus = gpus_to_ask(settings.ray.job_gpus)
         self.cpu = self.gpus == 0
         self.offline = settings.offline
         self.grace_seconds = grace_seconds
