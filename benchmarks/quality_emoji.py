@@ -13,12 +13,8 @@ from PIL import Image
 from scipy import linalg
 
 from diffusion_app.service.clip_models import LoadedClip
+from diffusion_app.training.colour_captions import dominant_colour
 
-WHITE_SATURATION, DARK_VALUE = 0.25, 0.25  # background and outline pixels are left out of the hue count
-HUE_NAMES = {  # hue bins in degrees, as the colour words of emoji names use them
-    "red": [(0, 15), (345, 360)], "orange": [(15, 40)], "yellow": [(40, 70)], "green": [(70, 170)],
-    "blue": [(190, 255)], "purple": [(255, 300)],
-}
 COLOUR_PROMPTS = ["red heart", "orange heart", "yellow heart", "green heart", "blue heart", "purple heart",
                   "red apple", "green apple", "red circle", "orange circle", "yellow circle", "green circle",
                   "blue circle", "purple circle", "blue square", "green square"]
@@ -62,18 +58,6 @@ def r_precision(clip: LoadedClip, images: list[Image.Image], captions: list[str]
         others = rng.sample([text for text in pool if text != caption], candidates - 1)
         hits += int((text_features(clip, [caption, *others]) @ feature).argmax() == 0)
     return hits / len(images)
-
-
-def dominant_hue(image: Image.Image) -> str | None:
-    """The colour word whose hue bin holds the most of an image's coloured pixels (background and dark outlines
-    left out); None when it has none."""
-    hsv = np.asarray(image.convert("RGB").convert("HSV"), dtype=np.float32) / 255
-    coloured = (hsv[..., 1] > WHITE_SATURATION) & (hsv[..., 2] > DARK_VALUE)
-    hues = hsv[..., 0][coloured] * 360
-    if hues.size == 0:
-        return None
-    counts = {name: sum(((low <= hues) & (hues < high)).sum() for low, high in bins) for name, bins in HUE_NAMES.items()}
-    return max(counts, key=counts.get)
 
 
 def redness(images: list[Image.Image]) -> float:
@@ -122,6 +106,7 @@ def bench_clip_guidance(clip: LoadedClip, unguided: list[Image.Image], guided: l
 
 
 def colour_hits(images_by_prompt: dict[str, list[Image.Image]]) -> float:
-    """The share of images whose dominant hue is the colour word their prompt starts with."""
-    hits = [dominant_hue(image) == prompt.split()[0] for prompt, images in images_by_prompt.items() for image in images]
+    """The share of images whose dominant colour (the rule emoji-t2i's colour captions use) is the colour word
+    their prompt starts with."""
+    hits = [dominant_colour(image) == prompt.split()[0] for prompt, images in images_by_prompt.items() for image in images]
     return sum(hits) / len(hits)
