@@ -134,15 +134,12 @@ def test_lora_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tiny_sd, squ
     assert all(torch.allclose(expected[key], actual[key], atol=1e-6) for key in expected)
 
 
-@pytest.mark.parametrize("pooled", [False, True])
-def test_text_to_image_from_scratch_saves_a_pipeline_the_app_generates_with(tiny_sd, squares, tmp_path, pooled):
+def test_text_to_image_from_scratch_saves_a_pipeline_the_app_generates_with(tiny_sd, squares, tmp_path):
     folder = train(TrainingConfig(mode="text-to-image", train_data_dir=str(squares), output_dir=str(tmp_path / "t2i"),
                                   pretrained_model=str(tiny_sd), unet_from_scratch=True, block_out_channels=[16, 32],
-                                  resolution=64, max_train_steps=3, save_precision="fp16",
-                                  pooled_text_embedding=pooled, **FAST))
+                                  resolution=64, max_train_steps=3, save_precision="fp16", **FAST))
     pipeline = StableDiffusionPipeline.from_pretrained(folder)
     assert pipeline.unet.config.block_out_channels == [16, 32]
-    assert pipeline.unet.config.addition_embed_type == ("text" if pooled else None)
     weights = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float16}
     (tmp_path / "models").mkdir()
@@ -150,24 +147,6 @@ def test_text_to_image_from_scratch_saves_a_pipeline_the_app_generates_with(tiny
     studio = Studio(Settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", offline=True))
     images, _ = generate(studio, TextToImageRequest("squares", "a red square", steps=2, width=64, height=64, seed=1))
     assert images[0].size == (64, 64)
-
-
-def test_the_pooled_caption_reaches_the_output_and_is_only_for_a_new_unet(tiny_sd, squares, tmp_path):
-    folder = train(TrainingConfig(mode="text-to-image", train_data_dir=str(squares), output_dir=str(tmp_path / "t2i"),
-                                  pretrained_model=str(tiny_sd), unet_from_scratch=True, block_out_channels=[16, 32],
-                                  resolution=64, max_train_steps=2, pooled_text_embedding=True, **FAST))
-    unet = StableDiffusionPipeline.from_pretrained(folder).unet
-    latents, timesteps = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([500])
-    states = torch.randn(1, 16, unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        before = unet(latents, timesteps, states).sample
-        unet.add_embedding.norm2.weight.zero_()
-        unet.add_embedding.norm2.bias.zero_()  # the pooled path now adds nothing
-        after = unet(latents, timesteps, states).sample
-    assert (before - after).abs().max() > 1e-4
-    with pytest.raises(ValueError, match="pooled_text_embedding is a choice for a new text-to-image UNet"):
-        TrainingConfig(mode="text-to-image", train_data_dir=str(squares), pretrained_model=str(tiny_sd),
-                       pooled_text_embedding=True).validate()
 
 
 def test_a_trained_model_draws_what_its_captions_say(tmp_path):

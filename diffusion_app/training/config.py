@@ -35,10 +35,6 @@ class TrainingConfig:
     # VAE, tokenizer and text encoder (and, unless unet_from_scratch, the UNet) of this Stable Diffusion pipeline.
     pretrained_model: str | None = None  # hub id or local save_pretrained folder
     unet_from_scratch: bool = False  # text-to-image: a new UNet2DConditionModel of block_out_channels
-    # A new text-to-image UNet: the caption's attention-pooled embedding also joins the timestep embedding
-    # (diffusers' addition_embed_type "text"), a path to every block for what the whole image shares, such as
-    # its colour, besides cross-attention.
-    pooled_text_embedding: bool = False
     class_conditional: bool | None = None  # None: true when the folder has class subfolders
     # Class-conditional: the share of labels replaced by a "no class" label while training, so that
     # one model also predicts unconditionally and can be sampled with classifier-free guidance.
@@ -139,8 +135,6 @@ class TrainingConfig:
             (self.lr_scheduler in LR_SCHEDULERS, f"lr_scheduler must be one of {LR_SCHEDULERS}."),
             (self.save_precision in ("fp32", "fp16"), "save_precision must be fp32 or fp16."),
             (self.checkpointing_steps >= 1, "checkpointing_steps must be at least 1."),
-            (not self.pooled_text_embedding or (self.mode == "text-to-image" and self.unet_from_scratch),
-             "pooled_text_embedding is a choice for a new text-to-image UNet (unet_from_scratch)."),
             (not self.push_to_hub or bool(self.hub_model_id), "push_to_hub needs hub_model_id."),
         ]
         for ok, message in checks:

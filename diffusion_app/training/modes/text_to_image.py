@@ -17,8 +17,7 @@ from .latent_diffusion import LatentDiffusionData, latent_diffusion_loss, load_b
 
 def build_conditional_unet(config: TrainingConfig, base: StableDiffusionPipeline) -> UNet2DConditionModel:
     """A new UNet in Stable Diffusion's layout (cross-attention at every level but the lowest) for the base's
-    latents and text embeddings; with pooled_text_embedding, the pooled caption also joins the timestep
-    embedding. Either way a plain StableDiffusionPipeline runs it: it only needs the text encoder's states."""
+    latents and text embeddings."""
     levels = len(config.block_out_channels)
     latent_size = config.resolution // base.vae_scale_factor
     if latent_size % 2 ** (levels - 1):
@@ -35,8 +34,6 @@ def build_conditional_unet(config: TrainingConfig, base: StableDiffusionPipeline
         cross_attention_dim=base.text_encoder.config.hidden_size,
         attention_head_dim=8,
         norm_num_groups=min(32, config.block_out_channels[0]),
-        addition_embed_type="text" if config.pooled_text_embedding else None,
-        addition_embed_type_num_heads=base.text_encoder.config.num_attention_heads,
     )
 
 
