@@ -4,8 +4,8 @@ project trains, in stages that each resume (`python -m diffusion_app bundle emoj
 1. a small AutoencoderKL (trainer mode vae) on the 64 px emoji: 64 px <-> 16x16x4 latents;
 2. the text tower of the bundled emoji-clip as a transformers CLIPTextModel, through diffusers' mapping of
    open_clip text towers, checked to reproduce open_clip's text features; CLIP's tokenizer at its context;
-3. a UNet2DConditionModel from scratch (trainer mode text-to-image) on the captioned emoji, with caption
-   dropout so that classifier-free guidance works.
+3. a UNet2DConditionModel from scratch (trainer mode text-to-image) on the captioned emoji and their
+   colour-captioned copies (colour_captions.py), with caption dropout so that classifier-free guidance works.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from ..tiny_sd import clip_tokenizer
+from .colour_captions import add_colour_captions
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
 from .modes.clip import CONFIG_FILE, WEIGHTS_FILE
@@ -40,7 +41,7 @@ VAE = TrainingConfig(
 UNET = TrainingConfig(
     mode="text-to-image", unet_from_scratch=True, resolution=64, block_out_channels=[64, 128, 256],
     layers_per_block=2, caption_dropout_prob=0.1, prediction_type="v_prediction", snr_gamma=5.0,
-    train_batch_size=64, learning_rate=5e-4, lr_warmup_steps=200, max_train_steps=2500, ema_max_decay=0.999,
+    train_batch_size=64, learning_rate=5e-4, lr_warmup_steps=200, max_train_steps=6000, ema_max_decay=0.999,
     checkpointing_steps=250, save_images_steps=1000, num_sample_images=16, sample_inference_steps=25,
     validation_guidance_scale=4.0, validation_prompts=["red heart", "green apple", "dog face", "grinning face"],
     save_precision="fp16",
@@ -109,13 +110,16 @@ def build_emoji_t2i(work_dir: Path, models_dir: Path, **overrides) -> Path:
     dataset = work / "dataset"
     if not dataset.is_dir():
         build_emoji_caption_folder(dataset)
+    coloured = work / "dataset-colour"
+    if not coloured.is_dir():
+        add_colour_captions(dataset / "train", coloured)
     stage = {key: value for key, value in overrides.items() if key == "mixed_precision"}
     vae = train(replace(VAE, train_data_dir=str(dataset / "train"), output_dir=str(work / "vae-run"),
                         resume_from_checkpoint="latest", **stage))
     if vae is None:
         raise RuntimeError("The VAE stage stopped before the end; run the same command to resume.")
     components = build_components(work, clip_folder, vae)
-    unet = replace(UNET, train_data_dir=str(dataset / "train"), output_dir=str(work / "unet-run"),
+    unet = replace(UNET, train_data_dir=str(coloured), output_dir=str(work / "unet-run"),
                    pretrained_model=str(components), resume_from_checkpoint="latest", **overrides)
     pipeline = train(unet)
     if pipeline is None:
