@@ -3,8 +3,8 @@
 Emoji names rarely say a colour: of the 3,495 training names, 14 name one of the six hues ("red heart",
 "green apple"), each for a single image, too few for a small model trained on a CPU to learn what "red" or
 "purple" means. So the training set of emoji-t2i also holds a second copy of every emoji whose name says no
-colour, captioned with its dominant colour in front ("yellow grinning face", "blue dog face" never: only an
-emoji's own colour), and the model learns colour words from about 1,400 images. A skin tone in the name
+colour, captioned with its own dominant colour in front ("yellow grinning face", "red guard"), and the model
+learns colour words from about 1,400 images. A skin tone in the name
 already says the colour of most of its pixels, so those emoji get no copy. The held-out set keeps the names
 alone.
 
