@@ -5,7 +5,13 @@ import pytest
 from PIL import Image
 
 from diffusion_app.training.data import load_image_folder
-from diffusion_app.training.packaged_data import build_mnist_folder, build_openmoji_folder, mnist_arrays, openmoji_sequences
+from diffusion_app.training.packaged_data import (
+    build_dataset_once,
+    build_mnist_folder,
+    build_openmoji_folder,
+    mnist_arrays,
+    openmoji_sequences,
+)
 
 OPENMOJI_LIMIT = 1200
 
@@ -90,3 +96,27 @@ def test_load_image_folder_rejects_missing_and_empty_folders(tmp_path):
         load_image_folder(tmp_path, resolution=32, channels=3)
     with pytest.raises(ValueError, match="channels"):
         load_image_folder(tmp_path, resolution=32, channels=4)
+
+
+def test_an_interrupted_dataset_build_is_started_again_not_taken_as_complete(tmp_path):
+    builds = []
+
+    def build(out_dir: Path, fail: bool = False) -> Path:
+        builds.append(out_dir.name)
+        out_dir.mkdir(parents=True)
+        (out_dir / "0.png").write_bytes(b"first image")
+        if fail:
+            raise KeyboardInterrupt  # stopped half-way
+        (out_dir / "1.png").write_bytes(b"second image")
+        return out_dir
+
+    folder = tmp_path / "work" / "dataset"
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset_once(folder, lambda out: build(out, fail=True))
+    assert not folder.exists()
+
+    assert build_dataset_once(folder, build) == folder
+    assert sorted(path.name for path in folder.iterdir()) == ["0.png", "1.png"]
+    assert build_dataset_once(folder, build) == folder  # complete: not built again
+    assert builds == ["dataset.partial", "dataset.partial"]
+    assert not (tmp_path / "work" / "dataset.partial").exists()

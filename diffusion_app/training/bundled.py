@@ -20,7 +20,7 @@ from ..hardware import default_mixed_precision
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
 from .emoji_t2i import build_emoji_t2i
-from .packaged_data import OPENMOJI_ATTRIBUTION, build_mnist_folder, build_openmoji_folder
+from .packaged_data import OPENMOJI_ATTRIBUTION, build_dataset_once, build_mnist_folder, build_openmoji_folder
 from .train import train
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -75,9 +75,7 @@ def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides
     if name == "emoji-t2i":
         return build_emoji_t2i(work_dir, models_dir, **overrides)
     recipe = RECIPES[name]
-    dataset = work_dir / name / "dataset"
-    if not dataset.is_dir():
-        recipe.build_dataset(dataset)
+    dataset = build_dataset_once(work_dir / name / "dataset", recipe.build_dataset)
     config = replace(recipe.config, train_data_dir=str(dataset / recipe.data_subfolder),
                      output_dir=str(work_dir / name / "run"), resume_from_checkpoint="latest", **overrides)
     trained = train(config)

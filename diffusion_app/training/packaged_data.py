@@ -7,7 +7,9 @@ subfolder per class whose name is the class name (class-conditional).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
@@ -19,6 +21,18 @@ OPENMOJI_ATTRIBUTION = (
 OPENMOJI_FONT_SIZE = 128
 OPENMOJI_FILL = 0.9
 PRIVATE_USE = range(0xE000, 0xF900)
+
+
+def build_dataset_once(folder: Path, build: Callable[[Path], Path]) -> Path:
+    """`folder`, written by `build` unless it is already there. The build writes into `<folder>.partial`, renamed
+    when it is done, so a build that was interrupted is started again rather than taken as complete."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        build(partial)
+        partial.rename(folder)
+    return folder
 
 
 def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
