@@ -4,7 +4,7 @@ import json
 
 from PIL import Image, ImageDraw
 
-from diffusion_app.training.colour_captions import add_colour_captions, dominant_colour
+from diffusion_app.training.colour_captions import HUE_NAMES, add_colour_captions, dominant_colour, recolour
 
 
 def emoji_like(fill, outline=(20, 20, 20), size=64) -> Image.Image:
@@ -33,20 +33,34 @@ def test_no_dominant_colour_for_white_grey_or_hues_between_the_words():
     assert dominant_colour(emoji_like((240, 100, 200))) is None  # pink: no colour word of its own
 
 
+def emoji_folder(folder, rows):
+    """An imagefolder of emoji_like images with their captions, as the emoji caption folder writes it."""
+    folder.mkdir()
+    for name, _, fill in rows:
+        emoji_like(fill).save(folder / name)
+    (folder / "metadata.jsonl").write_text("".join(json.dumps({"file_name": name, "text": text, "aliases": []}) + "\n"
+                                                   for name, text, _ in rows))
+    return folder
+
+
+def test_recolour_turns_the_dominant_colour_and_keeps_white_and_outlines():
+    red = emoji_like((220, 30, 40))
+    for target in HUE_NAMES:
+        turned = recolour(red, "red", target)
+        assert dominant_colour(turned) == target
+        assert turned.getpixel((1, 1)) == (255, 255, 255)
+        assert turned.getpixel((32, 9)) == red.getpixel((32, 9)) == (20, 20, 20)  # the outline
+
+
 def test_colour_captioned_copies_only_for_names_without_a_colour(tmp_path):
-    source = tmp_path / "train"
-    source.mkdir()
     rows = [("1F436.png", "dog face", (200, 130, 60)), ("2764.png", "red heart", (220, 30, 40)),
             ("1F469-1F3FB.png", "woman light skin tone", (250, 220, 180)), ("1F3F3.png", "white flag", (255, 255, 255)),
             ("1F34F.png", "green apple", (60, 180, 60)), ("1F499.png", "blue heart", (40, 90, 220)),
             ("1F438.png", "frog", (60, 180, 60))]
-    for name, _, fill in rows:
-        emoji_like(fill).save(source / name)
-    (source / "metadata.jsonl").write_text("".join(json.dumps({"file_name": name, "text": text, "aliases": []}) + "\n"
-                                                   for name, text, _ in rows))
+    source = emoji_folder(tmp_path / "train", rows)
     (source / "ATTRIBUTION.txt").write_text("OpenMoji, CC BY-SA 4.0")
 
-    out = add_colour_captions(source, tmp_path / "coloured")
+    out = add_colour_captions(source, tmp_path / "coloured", recoloured_copies=0)
 
     written = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     assert [row["text"] for row in written] == ["dog face", "orange dog face", "red heart", "woman light skin tone",
@@ -58,3 +72,23 @@ def test_colour_captioned_copies_only_for_names_without_a_colour(tmp_path):
     assert (out / "ATTRIBUTION.txt").read_text() == "OpenMoji, CC BY-SA 4.0"
     assert sorted(path.name for path in source.iterdir()) == sorted([*(name for name, _, _ in rows), "metadata.jsonl",
                                                                      "ATTRIBUTION.txt"])  # the source is untouched
+
+
+def test_recoloured_copies_balance_the_colour_words(tmp_path):
+    rows = [("2764.png", "red heart", (220, 30, 40)), ("1F600.png", "grinning face", (250, 200, 40)),
+            ("1F436.png", "dog face", (250, 200, 40)), ("1F49C.png", "blue heart", (220, 30, 40)),
+            ("1F469-1F3FB.png", "woman light skin tone", (250, 220, 180)), ("1F90E.png", "brown heart", (150, 90, 40))]
+    source = emoji_folder(tmp_path / "train", rows)
+
+    out = add_colour_captions(source, tmp_path / "coloured", recoloured_copies=2)
+
+    written = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    texts = [row["text"] for row in written]
+    assert texts == ["red heart", "orange heart", "yellow heart",  # the colour word replaced
+                     "grinning face", "yellow grinning face", "red grinning face", "green grinning face",
+                     "dog face", "yellow dog face", "blue dog face", "purple dog face",  # the rarest colours
+                     "blue heart",  # its name contradicts its red pixels: no copies
+                     "woman light skin tone", "brown heart"]  # skin tones and brown: no copies
+    for row in written:
+        if row["file_name"] not in {name for name, _, _ in rows}:  # a copy: its colour word is its dominant colour
+            assert dominant_colour(Image.open(out / row["file_name"])) == row["text"].split()[0]

@@ -4,8 +4,9 @@ project trains, in stages that each resume (`python -m diffusion_app bundle emoj
 1. a small AutoencoderKL (trainer mode vae) on the 64 px emoji: 64 px <-> 16x16x4 latents;
 2. the text tower of the bundled emoji-clip as a transformers CLIPTextModel, through diffusers' mapping of
    open_clip text towers, checked to reproduce open_clip's text features; CLIP's tokenizer at its context;
-3. a UNet2DConditionModel from scratch (trainer mode text-to-image) on the captioned emoji and their
-   colour-captioned copies (colour_captions.py), with caption dropout so that classifier-free guidance works.
+3. a UNet2DConditionModel from scratch (trainer mode text-to-image) on the captioned emoji, their
+   colour-captioned and recoloured copies (colour_captions.py), with caption dropout so that classifier-free
+   guidance works.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .colour_captions import add_colour_captions
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
 from .modes.clip import CONFIG_FILE, WEIGHTS_FILE
-from .packaged_data import OPENMOJI_ATTRIBUTION
+from .packaged_data import OPENMOJI_ATTRIBUTION, build_dataset_once
 from .train import train
 
 FEATURE_TOLERANCE = 1e-3  # open_clip and the converted encoder: largest difference of normalised text features
@@ -107,12 +108,8 @@ def build_emoji_t2i(work_dir: Path, models_dir: Path, **overrides) -> Path:
     if not (clip_folder / WEIGHTS_FILE).is_file():
         raise ValueError("emoji-t2i's text encoder is emoji-clip's: run `python -m diffusion_app bundle emoji-clip` "
                          "first.")
-    dataset = work / "dataset"
-    if not dataset.is_dir():
-        build_emoji_caption_folder(dataset)
-    coloured = work / "dataset-colour"
-    if not coloured.is_dir():
-        add_colour_captions(dataset / "train", coloured)
+    dataset = build_dataset_once(work / "dataset", build_emoji_caption_folder)
+    coloured = build_dataset_once(work / "dataset-colour", lambda out: add_colour_captions(dataset / "train", out))
     stage = {key: value for key, value in overrides.items() if key == "mixed_precision"}
     vae = train(replace(VAE, train_data_dir=str(dataset / "train"), output_dir=str(work / "vae-run"),
                         resume_from_checkpoint="latest", **stage))
