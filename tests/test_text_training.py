@@ -201,3 +201,38 @@ def test_vae_and_clip_modes_save_what_their_libraries_load(squares, tmp_path):
     model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{clip}")
     tokens = open_clip.get_tokenizer(f"local-dir:{clip}")(["a red square"])
     assert tokens.shape == (1, 16) and model.encode_text(tokens).shape == (1, 16)
+
+
+
+@torch.no_grad()
+def latents_and_reconstruction_errors(vae, teacher, pixels: torch.Tensor) -> tuple[float, float]:
+    """How far `vae`'s latents are from `teacher`'s, and how far it decodes the teacher's latents from the images."""
+    target = teacher.encode(pixels).latent_dist.mean
+    latent_error = (vae.encode(pixels).latent_dist.mean - target).abs().mean().item()
+    return latent_error, (vae.decode(target).sample - pixels).abs().mean().item()
+
+
+def test_vae_latents_from_refits_a_vae_and_keeps_its_latents(squares, tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    teacher = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+                            up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=8,
+                            sample_size=32, scaling_factor=0.5).eval()  # one channel a group: the old flaw
+    teacher.save_pretrained(tmp_path / "teacher")
+    refit = train(TrainingConfig(mode="vae", vae_latents_from=str(tmp_path / "teacher"), train_data_dir=str(squares),
+                                 output_dir=str(tmp_path / "refit"), resolution=32, max_train_steps=100,
+                                 learning_rate=3e-3, **FAST))
+
+    before = AutoencoderKL.from_config({**teacher.config, "norm_num_groups": 2})
+    before.load_state_dict(teacher.state_dict())  # where training starts: the teacher's weights, regrouped
+    after = AutoencoderKL.from_pretrained(refit)
+    assert after.config.norm_num_groups == 2 and after.config.scaling_factor == 0.5
+    pixels = torch.stack([torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+                          for path in sorted(squares.glob("*.png"))])
+    latent_before, pixels_before = latents_and_reconstruction_errors(before.eval(), teacher, pixels)
+    latent_after, pixels_after = latents_and_reconstruction_errors(after.eval(), teacher, pixels)
+    assert latent_after < 0.5 * latent_before and pixels_after < 0.75 * pixels_before
+    with pytest.raises(ValueError, match="vae_latents_from refits a trained VAE"):
+        TrainingConfig(mode="vae", train_data_dir=str(squares), vae_latents_from=str(tmp_path / "teacher"),
+                       pretrained_model=str(tmp_path / "teacher")).validate()

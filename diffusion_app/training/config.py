@@ -80,6 +80,7 @@ class TrainingConfig:
     # VAE (mode "vae").
     latent_channels: int = 4
     kl_weight: float = 1e-6
+    vae_latents_from: str | None = None  # a trained VAE whose latents the new one keeps (see modes/vae.py)
     # Exponential moving average of the weights (the saved pipeline uses the EMA weights).
     use_ema: bool = True
     ema_max_decay: float = 0.9999
@@ -120,6 +121,9 @@ class TrainingConfig:
             (self.lora_rank >= 1 and self.lora_alpha >= 1, "lora_rank and lora_alpha must be at least 1."),
             (self.snr_gamma is None or self.snr_gamma > 0, "snr_gamma must be positive."),
             (self.mode != "clip" or bool(self.clip_config), "mode 'clip' needs clip_config, an open_clip config JSON."),
+            (not self.vae_latents_from or (self.mode == "vae" and not self.pretrained_model),
+             "vae_latents_from refits a trained VAE with mode 'vae'; it starts from that VAE, so give no "
+             "pretrained_model."),
             (self.train_batch_size >= 1, f"train_batch_size must be at least 1, got {self.train_batch_size}."),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1."),
             (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}."),

@@ -1,7 +1,9 @@
 """The bundled text-to-image model emoji-t2i: a StableDiffusionPipeline at 64x64 whose every part the
 project trains, in stages that each resume (`python -m diffusion_app bundle emoji-t2i`):
 
-1. a small AutoencoderKL (trainer mode vae) on the 64 px emoji: 64 px <-> 16x16x4 latents;
+1. a small AutoencoderKL (trainer mode vae) on the 64 px emoji: 64 px <-> 16x16x4 latents, then refitted with
+   GroupNorm groups of 4 channels on the colour-captioned set, keeping its latents (vae_latents_from), so that
+   it decodes green and purple;
 2. the text tower of the bundled emoji-clip as a transformers CLIPTextModel, through diffusers' mapping of
    open_clip text towers, checked to reproduce open_clip's text features; CLIP's tokenizer at its context;
 3. a UNet2DConditionModel from scratch (trainer mode text-to-image) on the captioned emoji, their
@@ -115,7 +117,11 @@ def build_emoji_t2i(work_dir: Path, models_dir: Path, **overrides) -> Path:
                         resume_from_checkpoint="latest", **stage))
     if vae is None:
         raise RuntimeError("The VAE stage stopped before the end; run the same command to resume.")
-    components = build_components(work, clip_folder, vae)
+    refit = train(replace(VAE_REFIT, vae_latents_from=str(vae), train_data_dir=str(coloured),
+                          output_dir=str(work / "vae-refit"), resume_from_checkpoint="latest", **stage))
+    if refit is None:
+        raise RuntimeError("The VAE refit stopped before the end; run the same command to resume.")
+    components = build_components(work, clip_folder, refit)
     unet = replace(UNET, train_data_dir=str(coloured), output_dir=str(work / "unet-run"),
                    pretrained_model=str(components), resume_from_checkpoint="latest", **overrides)
     pipeline = train(unet)
@@ -125,6 +131,6 @@ def build_emoji_t2i(work_dir: Path, models_dir: Path, **overrides) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(pipeline, target)
     shutil.copy(Path(unet.output_dir) / "config.json", target / "training_config.json")
-    shutil.copy(Path(work / "vae-run") / "config.json", target / "vae" / "training_config.json")
+    shutil.copy(Path(work / "vae-refit") / "config.json", target / "vae" / "training_config.json")
     (target / "ATTRIBUTION.txt").write_text(OPENMOJI_ATTRIBUTION)
     return target

@@ -4,6 +4,13 @@ from scratch to reconstruct the images (L1) with a light KL pull of its latents 
 block_out_channels sets the depth: n levels shrink each side 2^(n-1) times (64 px -> 16x16 latents with
 three). When training ends, the latents' spread on the training images sets `scaling_factor`, so that
 scaled latents have unit standard deviation, as Stable Diffusion's 0.18215 does for its VAE.
+
+A new VAE has diffusers' 32 GroupNorm groups, one channel a group at 32 channels. Each channel is then
+normalised on its own, which washes out the colour of flat areas: emoji-t2i's VAE decoded green as orange and
+purple as grey-blue. vae_latents_from refits a trained VAE with groups of at least 4 channels without losing
+the diffusion model trained on its latents: the new VAE starts from its weights, its decoder learns to decode
+the old encoder's latents and its encoder to reproduce them (mean and spread, mean squared error), and
+scaling_factor stays, as Stability AI fine-tuned Stable Diffusion's decoder while keeping its latents.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ from ..config import TrainingConfig
 from ..data import ImageDataset, read_items
 
 SCALING_IMAGES = 512  # images whose latents measure the spread
+
+
+def norm_groups(block_out_channels: list[int]) -> int:
+    return max(1, min(32, block_out_channels[0] // 4))
 
 
 def build_vae(config: TrainingConfig) -> AutoencoderKL:
@@ -43,8 +54,17 @@ class VAEMode:
         self.config = config
         self.dataset = ImageDataset(read_items(config), config.resolution, config.channels,
                                     center_crop=config.center_crop, random_flip=config.random_flip)
-        self.model = AutoencoderKL.from_pretrained(config.pretrained_model) if config.pretrained_model \
-            else build_vae(config)
+        self.teacher = None
+        if config.vae_latents_from:
+            self.teacher = AutoencoderKL.from_pretrained(config.vae_latents_from, torch_dtype=torch.float32)
+            self.teacher.eval().requires_grad_(False).to(accelerator.device)
+            groups = norm_groups(self.teacher.config.block_out_channels)
+            self.model = AutoencoderKL.from_config({**self.teacher.config, "norm_num_groups": groups})
+            self.model.load_state_dict(self.teacher.state_dict())
+        elif config.pretrained_model:
+            self.model = AutoencoderKL.from_pretrained(config.pretrained_model)
+        else:
+            self.model = build_vae(config)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.model.parameters())
@@ -55,8 +75,15 @@ class VAEMode:
     def loss(self, vae, batch: dict) -> torch.Tensor:
         pixels = batch["pixel_values"]
         posterior = vae.encode(pixels).latent_dist
-        reconstruction = vae.decode(posterior.sample()).sample
-        return F.l1_loss(reconstruction.float(), pixels.float()) + self.config.kl_weight * posterior.kl().mean()
+        if self.teacher is None:
+            reconstruction = vae.decode(posterior.sample()).sample
+            return F.l1_loss(reconstruction.float(), pixels.float()) + self.config.kl_weight * posterior.kl().mean()
+        with torch.no_grad():
+            target = self.teacher.encode(pixels).latent_dist
+        reconstruction = vae.decode(target.sample()).sample
+        return (F.l1_loss(reconstruction.float(), pixels.float())
+                + F.mse_loss(posterior.mean.float(), target.mean.float())
+                + F.mse_loss(posterior.std.float(), target.std.float()))
 
     def sample_grid(self, vae):
         """Fixed training images (top row) over their reconstructions from the latent means (bottom row)."""
@@ -74,7 +101,8 @@ class VAEMode:
 
     def save(self, vae: AutoencoderKL, output_dir: Path) -> Path:
         vae.eval()
-        vae.register_to_config(scaling_factor=1 / self.latent_std(vae))
+        if self.teacher is None:
+            vae.register_to_config(scaling_factor=1 / self.latent_std(vae))
         if self.config.save_precision == "fp16":
             vae = vae.to(torch.float16)
         folder = output_dir / "vae"
