@@ -30,10 +30,6 @@ from ..data import ImageDataset, read_items
 SCALING_IMAGES = 512  # images whose latents measure the spread
 
 
-def norm_groups(block_out_channels: list[int]) -> int:
-    return max(1, min(32, block_out_channels[0] // 4))
-
-
 def build_vae(config: TrainingConfig) -> AutoencoderKL:
     levels = len(config.block_out_channels)
     return AutoencoderKL(
@@ -58,7 +54,7 @@ class VAEMode:
         if config.vae_latents_from:
             self.teacher = AutoencoderKL.from_pretrained(config.vae_latents_from, torch_dtype=torch.float32)
             self.teacher.eval().requires_grad_(False).to(accelerator.device)
-            groups = norm_groups(self.teacher.config.block_out_channels)
+            groups = max(1, min(32, self.teacher.config.block_out_channels[0] // 4))  # 4 channels or more a group
             self.model = AutoencoderKL.from_config({**self.teacher.config, "norm_num_groups": groups})
             self.model.load_state_dict(self.teacher.state_dict())
         elif config.pretrained_model:
