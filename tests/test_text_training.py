@@ -203,7 +203,6 @@ def test_vae_and_clip_modes_save_what_their_libraries_load(squares, tmp_path):
     assert tokens.shape == (1, 16) and model.encode_text(tokens).shape == (1, 16)
 
 
-
 @torch.no_grad()
 def latents_and_reconstruction_errors(vae, teacher, pixels: torch.Tensor) -> tuple[float, float]:
     """How far `vae`'s latents are from `teacher`'s, and how far it decodes the teacher's latents from the images."""
@@ -214,6 +213,7 @@ def latents_and_reconstruction_errors(vae, teacher, pixels: torch.Tensor) -> tup
 
 def test_vae_latents_from_refits_a_vae_and_keeps_its_latents(squares, tmp_path):
     from diffusers import AutoencoderKL
+    from diffusers.image_processor import VaeImageProcessor
 
     torch.manual_seed(0)
     teacher = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
@@ -228,8 +228,7 @@ def test_vae_latents_from_refits_a_vae_and_keeps_its_latents(squares, tmp_path):
     before.load_state_dict(teacher.state_dict())  # where training starts: the teacher's weights, regrouped
     after = AutoencoderKL.from_pretrained(refit)
     assert after.config.norm_num_groups == 2 and after.config.scaling_factor == 0.5
-    pixels = torch.stack([torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
-                          for path in sorted(squares.glob("*.png"))])
+    pixels = VaeImageProcessor().preprocess([Image.open(path) for path in sorted(squares.glob("*.png"))])
     latent_before, pixels_before = latents_and_reconstruction_errors(before.eval(), teacher, pixels)
     latent_after, pixels_after = latents_and_reconstruction_errors(after.eval(), teacher, pixels)
     assert latent_after < 0.5 * latent_before and pixels_after < 0.75 * pixels_before
