@@ -34,6 +34,7 @@ class ModelEntry:
     description: str = ""
     class_names: tuple[str, ...] = ()  # class-conditional models only
     base_model: str | None = None  # LoRA adapters only: the source of the model they were trained on
+    owner: str | None = None  # trained by a public server's visitor, and theirs alone to list and use
 
     @property
     def is_local(self) -> bool:

@@ -1,11 +1,13 @@
-"""A public server (DS_PUBLIC=1, as on a Space): two visitors, signed in, never see or touch each other's jobs;
-typed hub ids and paths are refused; per-visitor limits hold; the Models tab hides paths and unloading.
+"""A public server (DS_PUBLIC=1, as on a Space): two visitors, signed in, never see or touch each other's jobs
+or the models their jobs trained; typed hub ids and paths are refused; per-visitor limits hold; the Models tab
+hides paths and unloading.
 
 Visitors sign in with DS_TRAINING_AUTH here, as locally; on a Space the same handlers take their name from the
 Hugging Face login (gr.OAuthProfile), checked directly at the end."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import gradio as gr
@@ -16,8 +18,10 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from diffusion_app.catalog import UnknownModelError
-from diffusion_app.service.text2img import TextToImageRequest, TextToImageRun
+from diffusion_app.service.job_options import JobOptions
+from diffusion_app.service.job_store import FINISHED
 from diffusion_app.service.jobs import JobManager
+from diffusion_app.service.text2img import TextToImageRequest, TextToImageRun
 from diffusion_app.service.visitors import Visitor
 from diffusion_app.ui import build_app
 from diffusion_app.ui.visitor import current_visitor
@@ -88,6 +92,32 @@ def test_visitors_see_and_manage_only_their_own_jobs(public, images):
         with pytest.raises(AppError):  # the id is not among bob's choices, and the service would refuse it too
             bob.predict(ada_job.id, *args, api_name=endpoint)
     assert jobs.job(ada_job.id).status == "queued" and jobs.job(ada_job.id).name == "ada-model"
+
+
+def test_a_model_a_visitor_trained_is_theirs_alone(public, models_dir, images):
+    """Listed, generated from and fine-tuned by its visitor (and the operators) only, through the page and the
+    service alike."""
+    url, jobs = public
+    job = jobs.store.add("ada-trained", FINISHED, {}, {}, owner="ada")
+    shutil.copytree(models_dir / TINY_MODEL, jobs.pipeline_folder(job))
+    jobs.recover()  # as after a restart: finished jobs' models join the catalog
+    ada, bob, root = (signed_in(url, user) for user, _ in USERS)
+    for client in (ada, bob, root):
+        client.predict(api_name="/refresh_models")
+    models = {name: [row[0] for row in client.predict(api_name="/list_models")[0]["data"]]
+              for name, client in (("ada", ada), ("bob", bob), ("root", root))}
+    assert "ada-trained" in models["ada"] and "ada-trained" in models["root"] and "ada-trained" not in models["bob"]
+    assert TINY_MODEL in models["bob"]  # the server's own models are everyone's
+
+    gallery, _ = ada.predict("ada-trained", 1, 2, 0, False, api_name="/generate_unconditional")
+    assert len(gallery) == 1
+    with pytest.raises(AppError):  # never among bob's choices
+        bob.predict("ada-trained", 1, 2, 0, False, api_name="/generate_unconditional")
+    upload_id, _ = jobs.uploads.inspect(images, visitor=Visitor("bob"))
+    fine_tune = JobOptions(name="bob-copy", base_model="ada-trained", steps=1)
+    with pytest.raises(ValueError, match="Unknown model 'ada-trained'"):
+        jobs.submit(upload_id, fine_tune, Visitor("bob"))
+    assert "ada-trained" not in jobs.studio.model_names(visitor=None)  # nor anyone not signed in
 
 
 def test_per_visitor_limits_hold(public, images):

@@ -9,10 +9,14 @@ from ..catalog import TEXT_TO_IMAGE, UNCONDITIONAL
 from .job_options import TEXT_KINDS, JobOptions
 from .model_configs import component_config, native_resolution
 from .studio import Studio
+from .visitors import Visitor
 
 
-def base_model(studio: Studio, options: JobOptions) -> tuple[JobOptions, str]:
-    """The options with the base model's resolution (and channels), and the model's source."""
+def base_model(studio: Studio, options: JobOptions, visitor: Visitor | None = None) -> tuple[JobOptions, str]:
+    """The options with the base model's resolution (and channels), and the model's source. The model is one the
+    visitor may use: on a public server not another visitor's trained model."""
+    if options.base_model not in studio.model_names(visitor=visitor):
+        raise ValueError(f"Unknown model {options.base_model!r}: choose a listed model to fine-tune.")
     entry = studio.catalog.get(options.base_model)
     wanted = TEXT_TO_IMAGE if options.kind in TEXT_KINDS else UNCONDITIONAL
     if entry.kind != wanted:

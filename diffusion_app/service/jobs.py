@@ -163,7 +163,7 @@ class JobManager(JobFolders):
         name = self._free_name(options.name)
         pretrained = None
         if options.base_model:
-            options, pretrained = base_model(self.studio, options)
+            options, pretrained = base_model(self.studio, options, visitor)
         if options.class_conditional and not report.class_names:
             raise ValueError("Class-conditional training needs one subfolder per class: upload a .zip of a folder "
                              "with a subfolder for each class (folder uploads arrive without their subfolders).")
@@ -268,7 +268,7 @@ class JobManager(JobFolders):
         if taken:
             logger.warning("job #%d's model is not listed: another model is named %r; rename the job", job.id, job.name)
             return
-        self.studio.catalog.register(replace(entry, description=f"trained by job #{job.id}"))
+        self.studio.catalog.register(replace(entry, description=f"trained by job #{job.id}", owner=job.owner))
 
     def _unregister(self, job: Job) -> None:
         try:

@@ -14,6 +14,7 @@ from .cache import PipelineCache
 from .clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
 from .history import History
 from .loading import ModelUnavailableError, load_pipeline
+from .visitors import Visitor
 from .workers import Worker, WorkerPool, worker_devices
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,15 @@ class Studio:
         """The cached pipeline of a catalog model, checked to be of the kind the caller can use."""
         entry = self.catalog.get(name)
         if entry.kind != kind:
-            suitable = ", ".join(self.catalog.names(kind)) or "none yet"
+            suitable = ", ".join(self.model_names(kind)) or "none yet"
             raise ValueError(f"Model {name!r} is of kind {entry.kind!r}; this needs kind {kind!r} ({suitable}).")
         return self.cache.get(name)
+
+    def model_names(self, kind: str | None = None, visitor: Visitor | None = None) -> list[str]:
+        """The catalog's models a visitor may list and use. On a public server a model a visitor's job trained is
+        theirs (and its operators'), as the job is; everyone gets the rest. A private server lists every model."""
+        return [entry.name for entry in self.catalog.entries(kind) if not self.settings.public or entry.owner is None
+                or (visitor is not None and visitor.owns(entry.owner))]
 
     def listed_or_added(self, name: str, kind: str):
         """The catalog entry of a model a visitor chose; on a private server also an unlisted hub id or local
@@ -77,7 +84,7 @@ class Studio:
             return self.catalog.get(name)
         except UnknownModelError:
             raise UnknownModelError(f"Unknown model {name!r}: this public server serves its listed models only "
-                                    f"({', '.join(self.catalog.names(kind)) or 'none'}); its operator can add "
+                                    f"({', '.join(self.model_names(kind)) or 'none'}); its operator can add "
                                     "others with DS_MODELS.") from None
 
     def clip_folders(self) -> dict[str, Path]:

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 MAX_STEPS = 150
 MAX_GUIDANCE = 30
+DEFAULT_GUIDANCE_SCALE = 7.5  # the Text to image tab's CFG scale, and the one benchmarks/bench_quality.py gates
 SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE = 8, 64, 2048
 
 # Stable Diffusion's 4 latent channels -> RGB in about [-1, 1]: a linear fit of what the VAE decoder
@@ -57,7 +58,7 @@ class TextToImageRequest:
     prompt: str
     negative_prompt: str = ""
     steps: int = 25
-    guidance_scale: float = 7.5  # classifier-free guidance; 1 turns it off (and the negative prompt with it)
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE  # classifier-free guidance; 1 turns it off (and the negative prompt)
     width: int = 512
     height: int = 512
     num_images: int = 1

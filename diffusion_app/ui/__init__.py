@@ -43,7 +43,7 @@ def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
                 training.build_tab(studio, jobs, account)
             with gr.Tab("Models", id="models") as models_tab:
                 models_panel.build_tab(studio, models_tab, account)
-        refresh_model_choices(app, studio, [app.load, tabs.select])
+        refresh_model_choices(app, studio, [app.load, tabs.select], account)
         translate_on_load(app)
         give_visitor_an_id(app, visitor_id)
     return app

@@ -14,6 +14,7 @@ from ..service.cache import release_memory
 from ..service.loading import ModelUnavailableError
 from ..service.sampling import MAX_SEED, SamplingRequest
 from ..service.studio import Studio
+from ..service.visitors import Visitor
 from ..service.workers import serve_on_a_worker
 from .i18n import tr
 
@@ -105,8 +106,9 @@ def model_dropdown(studio: Studio, kind: str, none_choice: str | None = None, **
     return dropdown
 
 
-def model_choices(studio: Studio, kind: str, none_choice: str | None = None) -> list:
-    return ([(none_choice, "")] if none_choice else []) + studio.catalog.names(kind)
+def model_choices(studio: Studio, kind: str, none_choice: str | None = None, visitor: Visitor | None = None) -> list:
+    """The models of a kind the visitor may use; a public server's page starts with the shared ones."""
+    return ([(none_choice, "")] if none_choice else []) + studio.model_names(kind, visitor)
 
 
 def seed_controls() -> tuple[gr.Number, gr.Checkbox]:

@@ -37,7 +37,7 @@ def parse_timesteps(text: str) -> tuple[int, ...]:
 
 
 def build_tab(studio: Studio) -> None:
-    models = [name for kind in (UNCONDITIONAL, CLASS_CONDITIONAL, TEXT_TO_IMAGE) for name in studio.catalog.names(kind)]
+    models = [name for kind in (UNCONDITIONAL, CLASS_CONDITIONAL, TEXT_TO_IMAGE) for name in studio.model_names(kind)]
     with gr.Row():
         with gr.Column(scale=1):
             image = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"], image_mode="RGB",

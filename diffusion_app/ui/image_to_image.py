@@ -12,7 +12,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.image_to_image import SDEditRun, image_to_image_run
 from ..service.sampling import MAX_STEPS
 from ..service.sweep import AxisKind
-from ..service.text2img import TextToImageRequest
+from ..service.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
 from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
@@ -35,7 +35,7 @@ SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDUL
 
 def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
-    models = studio.catalog.names(UNCONDITIONAL) + studio.catalog.names(TEXT_TO_IMAGE)
+    models = studio.model_names(UNCONDITIONAL) + studio.model_names(TEXT_TO_IMAGE)
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(models, value=studio.catalog.default(UNCONDITIONAL), label="Model",
@@ -45,7 +45,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                  info="How much noise: 0 keeps the input, 1 ignores it.")
             prompt = gr.Textbox(label="Prompt (text-to-image models)", lines=2)
             negative_prompt = gr.Textbox(label="Negative prompt (text-to-image models)")
-            guidance = gr.Slider(1, 30, value=7.5, step=0.5, label="CFG scale (text-to-image models)")
+            guidance = gr.Slider(1, 30, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
+                                 label="CFG scale (text-to-image models)")
             with gr.Row():
                 sampler = gr.Dropdown(SAMPLERS, value="DDIM", label="Sampler",
                                       info="DDPM or DDIM for unconditional models; any for text to image.")

@@ -1,7 +1,8 @@
 """Models tab: every catalog model, which are loaded and how much memory they hold, and an unload button.
 
 A public server shows its visitors the models' names, kinds and memory, not where they live on its disk, and
-lets only its operators (DS_ADMINS) unload them."""
+lets only its operators (DS_ADMINS) unload them. A model a visitor trained there is listed to them (and to the
+operators) only."""
 
 from __future__ import annotations
 
@@ -10,26 +11,30 @@ import pandas as pd
 
 from ..service.cache import release_memory
 from ..service.studio import Studio
+from ..service.visitors import Visitor
 from .i18n import tr
-from .visitor import current_visitor
+from .visitor import signed_in_visitor
 
 COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
 
 
-def models_table(studio: Studio) -> pd.DataFrame:
-    """Every catalog model; with several generation workers, the memory it holds on all of them together."""
+def models_table(studio: Studio, visitor: Visitor | None = None) -> pd.DataFrame:
+    """The catalog models the visitor may use; with several generation workers, the memory each holds on all of
+    them together."""
     loaded = [cache.stats()["models"] for cache in studio.caches]
+    visible = set(studio.model_names(visitor=visitor))
     rows = [
         [entry.name, entry.kind, entry.source, any(entry.name in models for models in loaded),
          round(sum(models[entry.name]["bytes"] for models in loaded if entry.name in models) / 2**20, 1)]
-        for entry in studio.catalog.entries()
+        for entry in studio.catalog.entries() if entry.name in visible
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.drop(columns="Source") if studio.settings.public else table
 
 
-def loaded_models(studio: Studio) -> list[str]:
-    return list(dict.fromkeys(name for cache in studio.caches for name in cache.loaded()))
+def loaded_models(studio: Studio, visitor: Visitor | None = None) -> list[str]:
+    hidden = set(studio.catalog.names()) - set(studio.model_names(visitor=visitor))  # another visitor's models
+    return list(dict.fromkeys(name for cache in studio.caches for name in cache.loaded() if name not in hidden))
 
 
 def cache_summary(studio: Studio) -> str:
@@ -59,9 +64,11 @@ def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
         unload = gr.Button("Unload")
         refresh = gr.Button("Refresh")
 
-    def list_models():
+    def list_models(signed_in=None, profile: gr.OAuthProfile | None = None):
         """List the catalog's models, which are loaded and the memory each holds."""
-        return models_table(studio), cache_summary(studio), gr.Dropdown(choices=loaded_models(studio))
+        visitor = signed_in_visitor(studio.settings, signed_in, profile)
+        return (models_table(studio, visitor), cache_summary(studio),
+                gr.Dropdown(choices=loaded_models(studio, visitor)))
 
     def unload_model(model_name, signed_in=None, profile: gr.OAuthProfile | None = None):
         """Unload a loaded model to free its memory; the next request that needs it loads it again.
@@ -70,10 +77,7 @@ def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
             model_name: the name of a loaded model.
         """
         if studio.settings.public:
-            try:
-                visitor = current_visitor(studio.settings, signed_in, profile)
-            except ValueError:
-                visitor = None
+            visitor = signed_in_visitor(studio.settings, signed_in, profile)
             if visitor is None or not visitor.admin:
                 raise gr.Error(tr("On this public server only its operators (DS_ADMINS) may unload models."))
         if not model_name:
@@ -81,9 +85,9 @@ def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
         if not any([cache.unload(model_name) for cache in studio.caches]):  # a list: unload it everywhere
             raise gr.Error(tr(f"Model {model_name!r} is not loaded."))
         release_memory()
-        return list_models()
+        return list_models(signed_in, profile)
 
     outputs = [table, summary, name]
-    refresh.click(list_models, None, outputs, api_name="list_models", concurrency_limit=None)
+    refresh.click(list_models, account, outputs, api_name="list_models", concurrency_limit=None)
     unload.click(unload_model, [name, account], outputs, api_name="unload_model", concurrency_limit=None)
-    tab.select(list_models, None, outputs, api_visibility="private", concurrency_limit=None)
+    tab.select(list_models, account, outputs, api_visibility="private", concurrency_limit=None)

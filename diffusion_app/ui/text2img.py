@@ -11,8 +11,8 @@ from ..service.lora_adapters import MAX_LORA_WEIGHT
 from ..service.model_configs import native_resolution
 from ..service.studio import Studio
 from ..service.sweep import AxisKind
-from ..service.text2img import (MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE, TextToImageRequest,
-                                TextToImageRun, request_fields_from_png)
+from ..service.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE,
+                                TextToImageRequest, TextToImageRun, request_fields_from_png)
 from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
 from .i18n import tr
@@ -33,11 +33,16 @@ latent's 4 channels to RGB with a fixed linear map instead of decoding.
 DEFAULT_SIDE = 512  # Stable Diffusion 1.5's, for a model whose configs are not on this machine yet
 
 
+def chosen_entry(studio: Studio, name: str):
+    """The catalog entry of the chosen model; on a private server also an unlisted hub id or local folder."""
+    return studio.catalog.get(name) if studio.settings.public else studio.catalog.find(name, TEXT_TO_IMAGE)
+
+
 def native_side(studio: Studio, name: str | None) -> int:
     """The image side the model was trained at (64 for the bundled emoji-t2i, 512 for Stable Diffusion 1.5): a
     latent model draws its subjects at that size, and repeats or loses them at others."""
     try:
-        side = native_resolution(studio.catalog.find(name, TEXT_TO_IMAGE)) if name else None
+        side = native_resolution(chosen_entry(studio, name)) if name else None
     except ValueError:
         side = None
     return min(max(side or DEFAULT_SIDE, MIN_SIDE), MAX_SIDE)
@@ -48,7 +53,7 @@ def model_status(studio: Studio, name: str | None) -> str:
     if not name:
         return ""
     try:
-        entry = studio.catalog.get(name) if studio.settings.public else studio.catalog.find(name, TEXT_TO_IMAGE)
+        entry = chosen_entry(studio, name)
     except ValueError as err:
         return f"**{tr(str(err))}**"
     if entry.kind != TEXT_TO_IMAGE:
@@ -67,10 +72,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     side = native_side(studio, default_model)
     with gr.Row():
         with gr.Column(scale=1):
-            model = gr.Dropdown(choices=studio.catalog.names(TEXT_TO_IMAGE), value=default_model, label="Model",
-                                allow_custom_value=not studio.settings.public,
-                                info="A listed model." if studio.settings.public else
-                                "A listed model, a hub repo id (owner/name) or a local diffusers folder.")
+            model = model_dropdown(studio, TEXT_TO_IMAGE, value=default_model,
+                                   allow_custom_value=not studio.settings.public,
+                                   info="A listed model." if studio.settings.public else
+                                   "A listed model, a hub repo id (owner/name) or a local diffusers folder.")
             status = gr.Markdown(model_status(studio, default_model))
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a watercolor painting of a lighthouse at dawn")
             negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="blurry, low quality",
@@ -78,7 +83,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             with gr.Row():
                 scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
                 steps = gr.Slider(1, MAX_STEPS, value=25, step=1, precision=0, label="Steps")
-            guidance = gr.Slider(1, MAX_GUIDANCE, value=7.5, step=0.5, label="CFG scale",
+            guidance = gr.Slider(1, MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5, label="CFG scale",
                                  info="Classifier-free guidance: how strongly to follow the prompt; 1 turns it off.")
             with gr.Row():
                 width = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_MULTIPLE, precision=0, label="Width")
@@ -209,7 +214,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                     inputs, label="Examples (bundled model, offline)")
     elif default_model:
         gr.Examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
-                      25, 7.5, 512, 512, 1, 5, 42, False, "", 1.0],
+                      25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0],
                      [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
                       "", 1.0]],
                     inputs, label="Examples (the model downloads on first use)")

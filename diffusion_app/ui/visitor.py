@@ -21,6 +21,14 @@ def require_login(account: str | None) -> None:
         raise ValueError("Log in to use training.")
 
 
+def signed_in_visitor(settings: Settings, account: str | None, profile: gr.OAuthProfile | None) -> Visitor | None:
+    """current_visitor, or None for a public server's visitor who has not signed in."""
+    try:
+        return current_visitor(settings, account, profile)
+    except ValueError:
+        return None
+
+
 def current_visitor(settings: Settings, account: str | None, profile: gr.OAuthProfile | None) -> Visitor | None:
     """The visitor a public server's handler acts for (ValueError until they sign in); None on a private one."""
     require_login(account)
