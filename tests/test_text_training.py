@@ -215,6 +215,8 @@ def test_vae_latents_from_refits_a_vae_and_keeps_its_latents(squares, tmp_path):
     from diffusers import AutoencoderKL
     from diffusers.image_processor import VaeImageProcessor
 
+    from diffusion_app.training.modes.vae import regrouped
+
     torch.manual_seed(0)
     teacher = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
                             up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=8,
@@ -224,8 +226,7 @@ def test_vae_latents_from_refits_a_vae_and_keeps_its_latents(squares, tmp_path):
                                  output_dir=str(tmp_path / "refit"), resolution=32, max_train_steps=100,
                                  learning_rate=3e-3, **FAST))
 
-    before = AutoencoderKL.from_config({**teacher.config, "norm_num_groups": 2})
-    before.load_state_dict(teacher.state_dict())  # where training starts: the teacher's weights, regrouped
+    before = regrouped(teacher)  # where training starts: the teacher's weights, regrouped
     after = AutoencoderKL.from_pretrained(refit)
     assert after.config.norm_num_groups == 2 and after.config.scaling_factor == 0.5
     pixels = VaeImageProcessor().preprocess([Image.open(path) for path in sorted(squares.glob("*.png"))])

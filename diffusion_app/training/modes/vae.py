@@ -45,6 +45,14 @@ def build_vae(config: TrainingConfig) -> AutoencoderKL:
     )
 
 
+def regrouped(vae: AutoencoderKL) -> AutoencoderKL:
+    """A copy of the VAE, its weights kept, with GroupNorm groups of at least 4 channels: where a refit starts."""
+    groups = max(1, min(32, vae.config.block_out_channels[0] // 4))
+    copy = AutoencoderKL.from_config({**vae.config, "norm_num_groups": groups})
+    copy.load_state_dict(vae.state_dict())
+    return copy
+
+
 class VAEMode:
     def __init__(self, config: TrainingConfig, accelerator: Accelerator):
         self.config = config
@@ -54,9 +62,7 @@ class VAEMode:
         if config.vae_latents_from:
             self.teacher = AutoencoderKL.from_pretrained(config.vae_latents_from, torch_dtype=torch.float32)
             self.teacher.eval().requires_grad_(False).to(accelerator.device)
-            groups = max(1, min(32, self.teacher.config.block_out_channels[0] // 4))  # 4 channels or more a group
-            self.model = AutoencoderKL.from_config({**self.teacher.config, "norm_num_groups": groups})
-            self.model.load_state_dict(self.teacher.state_dict())
+            self.model = regrouped(self.teacher)
         elif config.pretrained_model:
             self.model = AutoencoderKL.from_pretrained(config.pretrained_model)
         else:
