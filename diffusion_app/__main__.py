@@ -4,6 +4,7 @@
     python -m diffusion_app generate --model NAME --steps N --seed S --out DIR [--classes 3 7 --cfg-scale 3]
     python -m diffusion_app train --config FILE [--any_training_option VALUE ...]
     python -m diffusion_app bundle digits|openmoji|emoji-clip|emoji-t2i [--work-dir DIR]
+    python -m diffusion_app publish-space OWNER/NAME [--dry-run] [--private] [--variable NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import publish_space
 from .service.loading import ModelUnavailableError
 from .core.metadata import save_png
 from .service.sampling import DEFAULT_CFG_SCALE, MAX_STEPS, SamplingRequest, sample
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     bundler.add_argument("name", choices=BUNDLED_MODELS)
     bundler.add_argument("--work-dir", type=Path, default=Path("data/bundle"), help="dataset and checkpoints")
     bundler.set_defaults(run=bundle)
+    publisher = commands.add_parser("publish-space", help="upload this checkout to a Hugging Face Space")
+    publish_space.add_arguments(publisher)
+    publisher.set_defaults(run=lambda _settings, args: publish_space.run(args))
     args = parser.parse_args(argv)
     try:
         return args.run(Settings.from_env().with_cli_args(args), args)
