@@ -10,8 +10,8 @@ import argparse
 import logging
 import signal
 
-from diffusion_app.service.jobs import open_jobs
-from diffusion_app.service.studio import open_studio
+from diffusion_app.service.jobs.manager import open_jobs
+from diffusion_app.service.startup import open_studio
 from diffusion_app.settings import Settings, add_cli_arguments
 from diffusion_app.ui import build_app
 from diffusion_app.ui.common import CSS

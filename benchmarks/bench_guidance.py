@@ -33,10 +33,11 @@ from dataclasses import replace
 from diffusion_app.catalog import UNCONDITIONAL, UnknownModelError
 from diffusion_app.hardware import default_dtype
 from diffusion_app.core.grid import image_grid
-from diffusion_app.service.guidance import ColourObjective, Guidance, GuidedRun
-from diffusion_app.service.loading import ModelUnavailableError
-from diffusion_app.service.sampling import SamplingRequest, sample
-from diffusion_app.service.studio import Studio, open_studio
+from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
+from diffusion_app.service.models.loading import ModelUnavailableError
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
+from diffusion_app.service.studio import Studio
+from diffusion_app.service.startup import open_studio
 from diffusion_app.settings import Settings
 
 import torch

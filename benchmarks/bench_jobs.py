@@ -3,7 +3,7 @@
     python benchmarks/bench_jobs.py [--steps N --repeats R --niceness K --threads T --device cpu]
 
 A JobManager (as the app runs it) trains a job on random 32x32 images through `accelerate launch`
-in its own process group. Generation requests go through the service (service.sampling.sample, as
+in its own process group. Generation requests go through the service (service.generation.sampling.sample, as
 the Unconditional tab calls it) and, as the baseline, through a plain diffusers DDPMPipeline call,
 both on the same random-weight 32x32 model in this process. Each is timed with no training, then
 again while the trainer runs (after its start-up), then the job is cancelled. The report gives the
@@ -32,10 +32,10 @@ import torch
 from diffusers import DDPMPipeline
 
 from diffusion_app.demo_model import build_ddpm_pipeline
-from diffusion_app.service import job_process
-from diffusion_app.service.job_options import JobOptions
-from diffusion_app.service.jobs import QUEUED, RUNNING, JobManager
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.jobs.manager import process as job_process
+from diffusion_app.service.jobs.options import JobOptions
+from diffusion_app.service.jobs.manager import QUEUED, RUNNING, JobManager
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from measure import write_random_images

@@ -40,7 +40,8 @@ from peft import LoraConfig
 from diffusion_app.hardware import default_mixed_precision
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.training.config import TrainingConfig
-from diffusion_app.training.data import ImageDataset, read_items
+from diffusion_app.training.data import ImageDataset
+from diffusion_app.training.sources import read_items
 from diffusion_app.training.modes.lora import UNET_TARGETS
 from measure import write_random_images
 from trainer_windows import steady_throughput, trainer_windows

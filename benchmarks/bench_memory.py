@@ -26,8 +26,8 @@ import torch
 from diffusers import DDPMPipeline
 
 from diffusion_app.demo_model import build_ddpm_pipeline
-from diffusion_app.service.cache import release_memory
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.models.cache import release_memory
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from report import print_table

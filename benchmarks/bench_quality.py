@@ -43,12 +43,12 @@ from torch import nn
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from diffusion_app.core.grid import image_grid
-from diffusion_app.service.clip_guidance import clip_objective
-from diffusion_app.service.clip_models import LOCAL_WEIGHTS, ClipSpec
-from diffusion_app.service.guidance import Guidance, GuidedRun
-from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
+from diffusion_app.service.generation.clip_guidance import clip_objective
+from diffusion_app.service.models.clip_models import LOCAL_WEIGHTS, ClipSpec
+from diffusion_app.service.generation.guidance import Guidance, GuidedRun
+from diffusion_app.service.generation.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest, generate
+from diffusion_app.service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest, generate
 from diffusion_app.settings import Settings
 from diffusion_app.training.data import folder_items, image_files, load_image
 from diffusion_app.training.emoji_captions import build_emoji_caption_folder

@@ -36,7 +36,7 @@ from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffusion_app.hardware import default_dtype
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import REPO_ROOT, Settings
 from measure import run_interleaved, same_pixels, seconds, timed

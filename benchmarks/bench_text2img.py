@@ -40,10 +40,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from diffusion_app.catalog import TEXT_TO_IMAGE, Catalog, ModelEntry, entry_from_spec
-from diffusion_app.service.cache import module_bytes
+from diffusion_app.service.models.cache import module_bytes
 from diffusion_app.core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.text2img import TextToImageRequest, TextToImageRun
+from diffusion_app.service.generation.text2img import TextToImageRequest, TextToImageRun
 from diffusion_app.hardware import default_dtype
 from diffusion_app.settings import Settings, parse_dtype
 from diffusion_app.tiny_sd import build_sd15_architecture_pipeline, build_tiny_sd_pipeline

@@ -40,7 +40,7 @@ from diffusers import DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 
 from diffusion_app.hardware import default_mixed_precision
-from diffusion_app.service.job_options import presets, training_config
+from diffusion_app.service.jobs.options import presets, training_config
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.data import ImageDataset
 from diffusion_app.training.modes.ddpm import build_unet

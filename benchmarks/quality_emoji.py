@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import linalg
 
-from diffusion_app.service.clip_models import LoadedClip
+from diffusion_app.service.models.clip_models import LoadedClip
 from diffusion_app.training.colour_captions import dominant_colour
 
 COLOUR_PROMPTS = ["red heart", "orange heart", "yellow heart", "green heart", "blue heart", "purple heart",

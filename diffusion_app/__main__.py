@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 from . import publish_space
-from .service.loading import ModelUnavailableError
+from .service.models.loading import ModelUnavailableError
 from .core.metadata import save_png
-from .service.sampling import DEFAULT_CFG_SCALE, MAX_STEPS, SamplingRequest, sample
+from .service.generation.sampling import DEFAULT_CFG_SCALE, MAX_STEPS, SamplingRequest, sample
 from .core.schedulers import UNCONDITIONAL_SCHEDULERS
-from .service.studio import open_studio
+from .service.startup import open_studio
 from .settings import Settings, add_cli_arguments
 from .training import config as training_config
 from .training.bundled import BUNDLED_MODELS, build_bundled_model

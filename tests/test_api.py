@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import cancel_and_wait, wait_for_first_output
 from diffusion_app.core.metadata import parse_parameters, read_parameters
-from diffusion_app.service.sampling import DEFAULT_CFG_SCALE
+from diffusion_app.service.generation.sampling import DEFAULT_CFG_SCALE
 
 
 @pytest.fixture(scope="module")

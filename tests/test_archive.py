@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from diffusion_app.service.archive import MAX_AGE_SECONDS, zip_images
+from diffusion_app.service.generation.archive import MAX_AGE_SECONDS, zip_images
 from diffusion_app.core.metadata import read_parameters, save_png, with_parameters
 
 

@@ -12,8 +12,8 @@ from safetensors import safe_open
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, build_catalog
 from diffusion_app.core.class_conditional import ClassConditionalPipeline
-from diffusion_app.service.clip_models import LOCAL_WEIGHTS, ClipSpec
-from diffusion_app.service.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
+from diffusion_app.service.models.clip_models import LOCAL_WEIGHTS, ClipSpec
+from diffusion_app.service.generation.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.training.packaged_data import mnist_arrays

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from diffusion_app.service.cache import PipelineCache, module_bytes
+from diffusion_app.service.models.cache import PipelineCache, module_bytes
 
 
 class CountingLoader:

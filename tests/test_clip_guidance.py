@@ -10,12 +10,12 @@ import torch
 
 from diffusion_app.demo_clip import TINY_CLIP_CONFIG, TINY_CLIP_NAME
 from diffusion_app.core.cutouts import make_cutouts
-from diffusion_app.service.clip_guidance import clip_objective
-from diffusion_app.service.clip_models import ClipSpec
-from diffusion_app.service.guidance import Guidance, GuidedRun
-from diffusion_app.service.loading import ModelUnavailableError
+from diffusion_app.service.generation.clip_guidance import clip_objective
+from diffusion_app.service.models.clip_models import ClipSpec
+from diffusion_app.service.generation.guidance import Guidance, GuidedRun
+from diffusion_app.service.models.loading import ModelUnavailableError
 from diffusion_app.core.metadata import parse_parameters
-from diffusion_app.service.sampling import SamplingRequest
+from diffusion_app.service.generation.sampling import SamplingRequest
 from diffusion_app.service.studio import Studio
 
 MODEL = "tiny-ddpm"

@@ -9,8 +9,8 @@ import torch
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, UNCONDITIONAL
 from diffusion_app.core.denoising import eager_module, initial_noise, run_unet
-from diffusion_app.service.guidance import EXACT, ColourObjective, Guidance, GuidedRun
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.guidance import EXACT, ColourObjective, Guidance, GuidedRun
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from running_app import REPO_ROOT

@@ -12,7 +12,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from diffusion_app.core.denoising import to_pil
-from diffusion_app.service.forward_process import ForwardRequest, forward_process, prepare
+from diffusion_app.service.generation.forward_process import ForwardRequest, forward_process, prepare
 
 
 @pytest.fixture

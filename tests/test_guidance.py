@@ -8,9 +8,9 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from PIL import Image
 
 from diffusion_app.demo_model import random_unet
-from diffusion_app.service.guidance import ColourObjective, Guidance, GuidedRun, Objective, guide, guided_denoise
+from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun, Objective, guide, guided_denoise
 from diffusion_app.core.metadata import parse_parameters
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 
 MODEL = "tiny-ddpm"
 ORANGE = "#e8702a"

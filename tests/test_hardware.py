@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffusion_app import hardware
-from diffusion_app.service.job_options import presets
+from diffusion_app.service.jobs.options import presets
 from diffusion_app.settings import Settings, add_cli_arguments
 
 WITH_BF16 = {"avx512_bf16": True, "amx_bf16": False, "avx512_f": True}

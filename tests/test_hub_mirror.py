@@ -16,8 +16,8 @@ REPO_ID = "google/ddpm-cifar10-32"  # listed in the catalog by default
 SAMPLE = f"""
 from pathlib import Path
 
-from diffusion_app.service.loading import ModelUnavailableError
-from diffusion_app.service.sampling import SamplingRequest, SamplingRun
+from diffusion_app.service.models.loading import ModelUnavailableError
+from diffusion_app.service.generation.sampling import SamplingRequest, SamplingRun
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 

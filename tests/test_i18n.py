@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from gradio.context import LocalContext
 
-from diffusion_app.service.jobs import open_jobs
-from diffusion_app.service.sampling import SamplingRequest
+from diffusion_app.service.jobs.manager import open_jobs
+from diffusion_app.service.generation.sampling import SamplingRequest
 from diffusion_app.service.studio import Studio
 from diffusion_app.ui import build_app
 from diffusion_app.ui.i18n import (LANGUAGE_COOKIE, language_of, page_translations, static_texts, tr, translate,

@@ -8,9 +8,9 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from diffusion_app.service.image_to_image import SDEditRun, image_to_image_run, steps_to_skip
-from diffusion_app.service.sampling import SamplingRequest, sample
-from diffusion_app.service.text2img import TextToImageRequest, generate
+from diffusion_app.service.generation.image_to_image import SDEditRun, image_to_image_run, steps_to_skip
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from conftest import TINY_MODEL, TINY_SD_MODEL
 
 

@@ -15,20 +15,20 @@ import pytest
 from PIL import Image
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, UNCONDITIONAL
-from diffusion_app.service.job_options import JobOptions
-from diffusion_app.service.job_process import group_members
-from diffusion_app.service.job_progress import read_records
-from diffusion_app.service.job_store import INTERRUPTED
-from diffusion_app.service.jobs import (
+from diffusion_app.service.jobs.options import JobOptions
+from diffusion_app.service.jobs.process import group_members
+from diffusion_app.service.jobs.progress import read_records
+from diffusion_app.service.jobs.store import INTERRUPTED
+from diffusion_app.service.jobs.manager import (
     CANCELLED,
     FINISHED,
     QUEUED,
     RUNNING,
     JobManager,
 )
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.trainers import trainer_process
+from diffusion_app.service.jobs.trainers import trainer_process
 
 TINY_JOB = JobOptions(name="tiny", model_size="tiny", resolution=16, steps=4, batch_size=4, learning_rate=1e-3,
                       sample_every=0, sample_steps=1, checkpoint_every=2)

@@ -7,7 +7,7 @@ import pytest
 
 from diffusion_app.catalog import UNCONDITIONAL
 from diffusion_app.demo_model import build_ddpm_pipeline
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 

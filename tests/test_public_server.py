@@ -18,10 +18,10 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from diffusion_app.catalog import UnknownModelError
-from diffusion_app.service.job_options import JobOptions
-from diffusion_app.service.job_store import FINISHED
-from diffusion_app.service.jobs import JobManager
-from diffusion_app.service.text2img import TextToImageRequest, TextToImageRun
+from diffusion_app.service.jobs.options import JobOptions
+from diffusion_app.service.jobs.store import FINISHED
+from diffusion_app.service.jobs.manager import JobManager
+from diffusion_app.service.generation.text2img import TextToImageRequest, TextToImageRun
 from diffusion_app.service.visitors import Visitor
 from diffusion_app.ui import build_app
 from diffusion_app.ui.visitor import current_visitor

@@ -7,9 +7,9 @@ import torch
 
 from diffusion_app.catalog import UNCONDITIONAL, UnknownModelError
 from diffusion_app.demo_model import build_class_conditional_pipeline
-from diffusion_app.service.loading import ModelUnavailableError
+from diffusion_app.service.models.loading import ModelUnavailableError
 from diffusion_app.core.metadata import parse_parameters, read_parameters, save_png
-from diffusion_app.service.sampling import SamplingRequest, SamplingRun, sample
+from diffusion_app.service.generation.sampling import SamplingRequest, SamplingRun, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 

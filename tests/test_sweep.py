@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from diffusion_app.service.sweep import Axis, AxisKind, batches, parse_values, plan_cells
+from diffusion_app.service.generation.sweep import Axis, AxisKind, batches, parse_values, plan_cells
 from conftest import TINY_MODEL
 
 

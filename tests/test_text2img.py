@@ -13,12 +13,12 @@ from PIL import Image
 
 from app import parse_args
 from diffusion_app.catalog import TEXT_TO_IMAGE, UnknownModelError, build_catalog
-from diffusion_app.service.loading import ModelUnavailableError, load_pipeline
-from diffusion_app.service.model_configs import native_resolution
+from diffusion_app.service.models.loading import ModelUnavailableError, load_pipeline
+from diffusion_app.service.models.model_configs import native_resolution
 from diffusion_app.core.metadata import save_png
 from diffusion_app.core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.text2img import (
+from diffusion_app.service.generation.text2img import (
     MAX_STEPS,
     GenerationStopped,
     TextToImageRequest,

@@ -18,12 +18,13 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.text2img import TextToImageRequest, generate
+from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from diffusion_app.settings import Settings
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.training.captions import match_captions, token_count
 from diffusion_app.training.config import TrainingConfig
-from diffusion_app.training.data import folder_items, read_items
+from diffusion_app.training.data import folder_items
+from diffusion_app.training.sources import read_items
 from diffusion_app.training.train import train
 from text_training_data import BLUE, CONCEPTS, RED, base_with_trained_vae, squares_folder
 

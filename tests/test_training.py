@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from diffusion_app.core.class_conditional import ClassConditionalPipeline
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.training.config import TrainingConfig

@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from diffusion_app.service.jobs import JobManager
+from diffusion_app.service.jobs.manager import JobManager
 from diffusion_app.ui import build_app
 from running_app import free_port
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_app.service.jobs import JobManager
+from diffusion_app.service.jobs.manager import JobManager
 from diffusion_app.training.dataset_report import DatasetReport, build_training_folder, preview_grid
 from diffusion_app.training.image_checks import MAX_IMAGE_PIXELS
 from diffusion_app.training.uploads import UploadLimits, ingest_upload

@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from diffusion_app.service.cache import PipelineCache
-from diffusion_app.service.sampling import SamplingRequest, SamplingRun, sample
+from diffusion_app.service.models.cache import PipelineCache
+from diffusion_app.service.generation.sampling import SamplingRequest, SamplingRun, sample
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.workers import Worker, WorkerPool, serve_on_a_worker, worker_devices
+from diffusion_app.service.models.workers import Worker, WorkerPool, serve_on_a_worker, worker_devices
 from diffusion_app.settings import Settings
 from diffusion_app.ui.common import generation_queue
 from diffusion_app.ui.models_panel import cache_summary, loaded_models, models_table

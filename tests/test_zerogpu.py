@@ -10,8 +10,8 @@ import pytest
 
 from diffusion_app.catalog import TEXT_TO_IMAGE, UNCONDITIONAL
 from diffusion_app.service.gpu_time import START_UP_SECONDS, gpu_seconds
-from diffusion_app.service.loading import ModelUnavailableError
-from diffusion_app.service.sampling import SamplingRequest, sample
+from diffusion_app.service.models.loading import ModelUnavailableError
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.ui import build_app

@@ -7,15 +7,13 @@ import logging
 from pathlib import Path
 
 from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog, UnknownModelError, build_catalog
-from ..demo_model import ensure_offline_model
-from ..hardware import configure_threads
 from ..settings import Settings
-from .cache import PipelineCache
-from .clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
+from .models.cache import PipelineCache
+from .models.clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
 from .history import History
-from .loading import ModelUnavailableError, load_pipeline
+from .models.loading import ModelUnavailableError, load_pipeline
 from .visitors import Visitor
-from .workers import Worker, WorkerPool, worker_devices
+from .models.workers import Worker, WorkerPool, worker_devices
 
 logger = logging.getLogger(__name__)
 
@@ -149,18 +147,3 @@ class Studio:
         entry = self.catalog.get(name)
         return load_pipeline(entry, device, self.settings.dtype, self.settings.offline, self.settings.memory,
                              self.settings.compile)
-
-
-def open_studio(settings: Settings) -> Studio:
-    """The studio the app and the CLI use: torch's threads set for the machine, and an offline model
-    guaranteed, even on a bare checkout."""
-    logger.info(configure_threads(settings.threads))
-    logger.info("models run on %s in %s%s", settings.device, str(settings.dtype).removeprefix("torch."),
-                ", compiled when they load" if settings.compile else "")
-    ensure_offline_model([settings.models_dir, settings.local_models_dir], settings.local_models_dir)
-    studio = Studio(settings)
-    if settings.ray is not None:
-        from .ray_serving import RayGeneration  # Ray is an optional install
-
-        studio.ray = RayGeneration(settings)
-    return studio

@@ -3,7 +3,7 @@
 A dataset is a folder in the imagefolder layout: images directly in the folder (unconditional, or
 captioned by a metadata.jsonl or .txt files, see captions.py), or one subfolder per class whose name is
 the class name (class-conditional). Or a `datasets` dataset (hub_datasets.py) with an image column and,
-optionally, a caption or a label column.
+optionally, a caption or a label column; sources.py reads whichever a config names.
 """
 
 from __future__ import annotations
@@ -84,21 +84,6 @@ def folder_items(folder: Path, caption_column: str = "text") -> TrainingItems:
         texts = {PurePosixPath(path.relative_to(folder).as_posix()): path.read_bytes() for path in caption_files}
         captions, _ = match_captions(relative, texts, caption_column)
     return TrainingItems(paths, labels, class_names, captions)
-
-
-def read_items(config) -> TrainingItems:
-    """The config's training data: a `datasets` dataset (dataset_name) or a folder (train_data_dir); images
-    without a caption take the instance prompt, when one is given."""
-    if config.dataset_name:
-        from .hub_datasets import dataset_items
-
-        items = dataset_items(config.dataset_name, config.dataset_split, config.image_column, config.caption_column,
-                              config.label_column)
-    else:
-        items = folder_items(Path(config.train_data_dir), config.caption_column or "text")
-    if config.instance_prompt:
-        items.captions = [caption or config.instance_prompt for caption in items.captions or [None] * len(items.images)]
-    return items
 
 
 class ImageDataset(torch.utils.data.Dataset):

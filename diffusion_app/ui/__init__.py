@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..service.jobs import JobManager
+from ..service.jobs.manager import JobManager
 from ..service.studio import Studio
 from . import (clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image, models_panel,
                text2img, training, unconditional)

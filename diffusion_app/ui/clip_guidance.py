@@ -7,14 +7,14 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
-from ..service.clip_guidance import MAX_CUTOUTS, ClipPrompt
-from ..service.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
-                                   clip_config_names)
+from ..service.generation.clip_guidance import MAX_CUTOUTS, ClipPrompt
+from ..service.models.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
+                                          clip_config_names)
 from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
-from ..service.guidance import GUIDANCE_METHODS, GuidedRun
-from ..service.sampling import MAX_STEPS
+from ..service.generation.guidance import GUIDANCE_METHODS, GuidedRun
+from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
-from ..service.sweep import AxisKind
+from ..service.generation.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,

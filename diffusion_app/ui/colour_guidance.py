@@ -10,10 +10,10 @@ from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.gpu_time import gpu_seconds, guided_passes
-from ..service.guidance import GUIDANCE_METHODS, ColourObjective, GuidedRun
-from ..service.sampling import MAX_STEPS
+from ..service.generation.guidance import GUIDANCE_METHODS, ColourObjective, GuidedRun
+from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
-from ..service.sweep import AxisKind
+from ..service.generation.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,

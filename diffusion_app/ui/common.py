@@ -9,13 +9,13 @@ import math
 import gradio as gr
 import torch
 
-from ..service.archive import zip_images
-from ..service.cache import release_memory
-from ..service.loading import ModelUnavailableError
-from ..service.sampling import MAX_SEED, SamplingRequest
+from ..service.generation.archive import zip_images
+from ..service.models.cache import release_memory
+from ..service.models.loading import ModelUnavailableError
+from ..service.generation.sampling import MAX_SEED, SamplingRequest
 from ..service.studio import Studio
 from ..service.visitors import Visitor
-from ..service.workers import serve_on_a_worker
+from ..service.models.workers import serve_on_a_worker
 from .i18n import tr
 
 logger = logging.getLogger(__name__)

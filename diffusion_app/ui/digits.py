@@ -9,9 +9,9 @@ from ..core.denoising import to_pil
 from ..core.grid import image_grid
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
-from ..service.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
+from ..service.generation.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from ..service.sweep import AxisKind
+from ..service.generation.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr

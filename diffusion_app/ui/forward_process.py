@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL
-from ..service.forward_process import MAX_TIMESTEPS, SCHEDULES, ForwardRequest, forward_process
+from ..service.generation.forward_process import MAX_TIMESTEPS, SCHEDULES, ForwardRequest, forward_process
 from ..service.studio import Studio
 from ..settings import REPO_ROOT
 from .common import how_it_works, reports_errors, whole_number

@@ -7,7 +7,7 @@ from typing import Iterator
 import gradio as gr
 import pandas as pd
 
-from ..service.guidance import FAST, GUIDANCE_METHODS, Guidance, GuidedRun, GuidedStep
+from ..service.generation.guidance import FAST, GUIDANCE_METHODS, Guidance, GuidedRun, GuidedStep
 from .common import number, whole_number
 from .i18n import tr
 

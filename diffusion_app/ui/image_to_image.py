@@ -9,10 +9,10 @@ from ..catalog import TEXT_TO_IMAGE, UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
-from ..service.image_to_image import SDEditRun, image_to_image_run
-from ..service.sampling import MAX_STEPS
-from ..service.sweep import AxisKind
-from ..service.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
+from ..service.generation.image_to_image import SDEditRun, image_to_image_run
+from ..service.generation.sampling import MAX_STEPS
+from ..service.generation.sweep import AxisKind
+from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
 from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr

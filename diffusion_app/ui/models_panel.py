@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from ..service.cache import release_memory
+from ..service.models.cache import release_memory
 from ..service.studio import Studio
 from ..service.visitors import Visitor
 from .i18n import tr

@@ -13,7 +13,7 @@ import gradio as gr
 
 from ..core.metadata import format_parameters, with_parameters
 from ..service.studio import Studio
-from ..service.sweep import Axis, AxisKind, batches, label, parse_values, plan_cells, sweep_grid
+from ..service.generation.sweep import Axis, AxisKind, batches, label, parse_values, plan_cells, sweep_grid
 from .common import generation_queue
 from .i18n import tr
 

@@ -7,12 +7,12 @@ import gradio as gr
 from ..catalog import LORA, TEXT_TO_IMAGE
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..service.gpu_time import gpu_seconds
-from ..service.lora_adapters import MAX_LORA_WEIGHT
-from ..service.model_configs import native_resolution
+from ..service.models.lora_adapters import MAX_LORA_WEIGHT
+from ..service.models.model_configs import native_resolution
 from ..service.studio import Studio
-from ..service.sweep import AxisKind
-from ..service.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE,
-                                TextToImageRequest, TextToImageRun, request_fields_from_png)
+from ..service.generation.sweep import AxisKind
+from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE,
+                                           TextToImageRequest, TextToImageRun, request_fields_from_png)
 from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
 from .i18n import tr

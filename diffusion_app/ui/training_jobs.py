@@ -8,7 +8,7 @@ import functools
 import gradio as gr
 import pandas as pd
 
-from ..service.jobs import FAILED, RUNNING, JobManager
+from ..service.jobs.manager import FAILED, RUNNING, JobManager
 from ..service.visitors import Visitor
 from .common import whole_number
 from .i18n import tr

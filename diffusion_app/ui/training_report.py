@@ -7,7 +7,7 @@ import statistics
 import time
 
 from ..catalog import CLASS_CONDITIONAL, LORA, TEXT_TO_IMAGE, UNCONDITIONAL
-from ..service.jobs import FINISHED, QUEUED, RUNNING, JobManager
+from ..service.jobs.manager import FINISHED, QUEUED, RUNNING, JobManager
 from ..training.captions import CLIP_CONTEXT
 from ..training.dataset_report import DatasetReport
 from .i18n import tr

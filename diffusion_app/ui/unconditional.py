@@ -6,9 +6,9 @@ import gradio as gr
 
 from ..catalog import UNCONDITIONAL
 from ..service.gpu_time import gpu_seconds
-from ..service.sampling import MAX_STEPS, SamplingRun
+from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
-from ..service.sweep import AxisKind
+from ..service.generation.sweep import AxisKind
 from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .i18n import tr

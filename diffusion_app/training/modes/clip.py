@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 
 from ...core.cutouts import make_cutouts
 from ..config import TrainingConfig
-from ..data import ImageDataset, read_items
+from ..data import ImageDataset
+from ..sources import read_items
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"

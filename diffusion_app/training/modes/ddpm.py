@@ -15,7 +15,8 @@ from ...core.class_conditional import ClassConditionalPipeline
 from ...core.denoising import denoise, initial_noise, to_pil
 from ...core.grid import image_grid
 from ..config import TrainingConfig
-from ..data import ImageDataset, read_items
+from ..data import ImageDataset
+from ..sources import read_items
 
 
 def build_unet(config: TrainingConfig, num_classes: int | None) -> UNet2DModel:

@@ -19,7 +19,8 @@ from diffusers.training_utils import compute_snr
 
 from ...core.grid import image_grid
 from ..config import TrainingConfig
-from ..data import ImageDataset, read_items
+from ..data import ImageDataset
+from ..sources import read_items
 from .ddpm import diffusion_target
 
 ENCODE_BATCH = 16

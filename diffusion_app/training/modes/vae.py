@@ -25,7 +25,8 @@ from diffusers import AutoencoderKL
 from ...core.denoising import to_pil
 from ...core.grid import image_grid
 from ..config import TrainingConfig
-from ..data import ImageDataset, read_items
+from ..data import ImageDataset
+from ..sources import read_items
 
 SCALING_IMAGES = 512  # images whose latents measure the spread
 

@@ -13,9 +13,9 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..training.dataset_report import REPORT_FILE, DatasetReport
-from ..training.uploads import UploadLimits, ingest_upload
-from .visitors import Visitor
+from ...training.dataset_report import REPORT_FILE, DatasetReport
+from ...training.uploads import UploadLimits, ingest_upload
+from ..visitors import Visitor
 
 UPLOAD_MAX_AGE_SECONDS = 24 * 3600
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -40,7 +40,7 @@ class UploadArea:
                         visitor: Visitor | None = None) -> tuple[str, DatasetReport]:
         """The same for a `datasets` dataset: a hub id (downloaded when the server is online) or, on a private
         server, a local folder."""
-        from ..training.hub_datasets import ingest_dataset
+        from ...training.hub_datasets import ingest_dataset
 
         name = (name or "").strip()
         if not name:

@@ -8,10 +8,10 @@ import torch
 from diffusers import AutoPipelineForText2Image, DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
-from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, ModelEntry
-from ..settings import MemorySavers
+from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, ModelEntry
+from ...settings import MemorySavers
 from .compilation import compile_unet, uses_channels_last
-from ..core.class_conditional import ClassConditionalPipeline
+from ...core.class_conditional import ClassConditionalPipeline
 
 logger = logging.getLogger(__name__)
 diffusers_logging.disable_progress_bar()  # loading bars would fill the server log

@@ -11,13 +11,13 @@ from typing import Iterator
 import torch
 from PIL import Image
 
-from ..catalog import CLASS_CONDITIONAL, UNCONDITIONAL
-from ..core.denoising import DenoiseStep, denoise, initial_noise, to_pil
-from ..core.grid import image_grid
-from ..core.metadata import format_parameters, with_parameters
-from ..core.portable_state import portable_state
-from ..core.schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
-from .studio import Studio
+from ...catalog import CLASS_CONDITIONAL, UNCONDITIONAL
+from ...core.denoising import DenoiseStep, denoise, initial_noise, to_pil
+from ...core.grid import image_grid
+from ...core.metadata import format_parameters, with_parameters
+from ...core.portable_state import portable_state
+from ...core.schedulers import UNCONDITIONAL_SCHEDULERS, make_scheduler
+from ..studio import Studio
 
 MAX_STEPS = 1000
 MAX_SEED = 2**32 - 1

@@ -13,8 +13,8 @@ import re
 import threading
 import weakref
 
-from ..catalog import LORA
-from .studio import Studio
+from ...catalog import LORA
+from ..studio import Studio
 
 MAX_LORA_WEIGHT = 2.0
 

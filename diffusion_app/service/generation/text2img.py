@@ -26,14 +26,14 @@ import torch
 from diffusers import DiffusionPipeline
 from PIL import Image
 
-from ..catalog import TEXT_TO_IMAGE
-from ..core.denoising import to_pil
-from ..core.metadata import format_parameters, parse_parameters, read_parameters, with_parameters
-from ..core.portable_state import portable_state
+from ...catalog import TEXT_TO_IMAGE
+from ...core.denoising import to_pil
+from ...core.metadata import format_parameters, parse_parameters, read_parameters, with_parameters
+from ...core.portable_state import portable_state
 from .sampling import MAX_SEED, image_seeds, is_number_in, require_int
-from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
-from .lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
-from .studio import Studio
+from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
+from ..models.lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
+from ..studio import Studio
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..catalog import HUB_REPO_ID
+from ...catalog import HUB_REPO_ID
 
 
 def push_folder(folder: Path, repo_id: str, token: str, offline: bool, commit_message: str) -> str:

@@ -20,9 +20,9 @@ import torch
 from diffusers import DDIMScheduler
 from PIL import Image, ImageColor
 
-from ..core.denoising import DenoiseStep, run_unet
+from ...core.denoising import DenoiseStep, run_unet
 from .sampling import SamplingRequest, SamplingRun, is_number_in, require_int
-from .studio import Studio
+from ..studio import Studio
 
 FAST = "fast"
 EXACT = "exact"

@@ -14,9 +14,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ..settings import REPO_ROOT, Settings
-from .job_process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_environment
-from .job_store import Job
+from ...settings import REPO_ROOT, Settings
+from .process import TrainerProcess, is_running, kill, request_stop, start_trainer, trainer_environment
+from .store import Job
 
 
 class LocalTrainers:
@@ -67,7 +67,7 @@ class RayTrainers:
     def __init__(self, settings: Settings, grace_seconds: float):
         from ray.job_submission import JobSubmissionClient
 
-        from .ray_cluster import connect, dashboard_url, gpus_to_ask
+        from ..scale.ray_cluster import connect, dashboard_url, gpus_to_ask
 
         connect(settings.ray)
         self.client = JobSubmissionClient(dashboard_url())

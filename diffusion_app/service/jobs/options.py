@@ -6,8 +6,8 @@ import math
 import unicodedata
 from dataclasses import dataclass, replace
 
-from ..hardware import default_mixed_precision
-from ..training.config import MIXED_PRECISION, TrainingConfig
+from ...hardware import default_mixed_precision
+from ...training.config import MIXED_PRECISION, TrainingConfig
 
 # What a job trains: the trainer's mode.
 DDPM, TEXT_TO_IMAGE, LORA = "ddpm", "text-to-image", "lora"

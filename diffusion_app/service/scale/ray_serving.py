@@ -19,12 +19,12 @@ from dataclasses import replace
 
 import torch
 
-from ..catalog import Catalog
-from ..hardware import configure_threads, default_dtype
-from ..ray_settings import RaySettings
-from ..settings import Settings
+from ...catalog import Catalog
+from ...hardware import configure_threads, default_dtype
+from ...ray_settings import RaySettings
+from ...settings import Settings
 from .ray_cluster import connect, gpus_to_ask
-from .studio import Studio
+from ..studio import Studio
 
 logger = logging.getLogger(__name__)
 

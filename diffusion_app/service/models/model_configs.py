@@ -8,7 +8,7 @@ from pathlib import Path
 
 from huggingface_hub import try_to_load_from_cache
 
-from ..catalog import TEXT_TO_IMAGE, ModelEntry
+from ...catalog import TEXT_TO_IMAGE, ModelEntry
 
 
 def component_config(entry: ModelEntry, component: str) -> dict | None:

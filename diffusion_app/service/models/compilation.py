@@ -15,7 +15,7 @@ import time
 import torch
 from diffusers import UNet2DConditionModel
 
-from ..core.denoising import eager_module, run_unet
+from ...core.denoising import eager_module, run_unet
 
 logger = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..catalog import TEXT_TO_IMAGE, UNCONDITIONAL
-from .job_options import TEXT_KINDS, JobOptions
-from .model_configs import component_config, native_resolution
-from .studio import Studio
-from .visitors import Visitor
+from ...catalog import TEXT_TO_IMAGE, UNCONDITIONAL
+from .options import TEXT_KINDS, JobOptions
+from ..models.model_configs import component_config, native_resolution
+from ..studio import Studio
+from ..visitors import Visitor
 
 
 def base_model(studio: Studio, options: JobOptions, visitor: Visitor | None = None) -> tuple[JobOptions, str]:

@@ -11,12 +11,12 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from PIL import Image
 
-from ..catalog import TEXT_TO_IMAGE
-from ..core.denoising import to_pil
-from ..core.metadata import format_parameters, with_parameters
-from .loading import ModelUnavailableError
+from ...catalog import TEXT_TO_IMAGE
+from ...core.denoising import to_pil
+from ...core.metadata import format_parameters, with_parameters
+from ..models.loading import ModelUnavailableError
 from .sampling import MAX_SEED, require_int
-from .studio import Studio
+from ..studio import Studio
 
 SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 MAX_TIMESTEPS = 16

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..training.checkpoints import checkpoint_step, latest_checkpoint
-from .job_options import OUTPUT_FOLDER
-from .job_progress import JobProgress, read_progress
-from .job_store import Job
+from ...training.checkpoints import checkpoint_step, latest_checkpoint
+from .options import OUTPUT_FOLDER
+from .progress import JobProgress, read_progress
+from .store import Job
 
 LOG_FILE = "train.log"
 LOG_TAIL_BYTES = 16_384

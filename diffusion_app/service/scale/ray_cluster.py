@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..ray_settings import RaySettings
-from ..settings import REPO_ROOT
+from ...ray_settings import RaySettings
+from ...settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 

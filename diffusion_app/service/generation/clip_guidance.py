@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..core.cutouts import make_cutouts
-from ..core.portable_state import portable_state
-from .clip_models import ClipSpec, LoadedClip
+from ...core.cutouts import make_cutouts
+from ...core.portable_state import portable_state
+from ..models.clip_models import ClipSpec, LoadedClip
 from .guidance import Objective
-from .studio import Studio
+from ..studio import Studio
 
 MAX_CUTOUTS = 64
 

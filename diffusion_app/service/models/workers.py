@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..settings import Settings
+from ...settings import Settings
 from .cache import PipelineCache
 
 SERVING: ContextVar["Worker | None"] = ContextVar("serving_worker", default=None)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from ..hardware import trainer_threads
-from ..settings import REPO_ROOT
+from ...hardware import trainer_threads
+from ...settings import REPO_ROOT
 
 TRAINER_MODULE = "diffusion_app.training.train"
 NICENESS = 10  # the server's requests come first on a shared CPU

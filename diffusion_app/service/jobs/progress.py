@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import entry_from_folder
-from .job_store import CANCELLED, FAILED, FINISHED, INTERRUPTED
+from ...catalog import entry_from_folder
+from .store import CANCELLED, FAILED, FINISHED, INTERRUPTED
 
 RATE_WINDOW = 20  # loss rows used for the steps/s behind the ETA
 

@@ -20,21 +20,21 @@ import threading
 import time
 from dataclasses import asdict, replace
 
-from ..catalog import UnknownModelError, entry_from_folder
-from ..training.checkpoints import latest_checkpoint
-from ..training.dataset_report import build_training_folder
-from ..training.uploads import UploadLimits
-from .job_base_models import base_model
-from .job_folders import LOG_FILE, JobFolders
-from .job_hub import push_folder
-from .job_options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
-from .job_process import trainer_command
-from .job_progress import ending
-from .job_store import CANCELLED, FAILED, FINISHED, QUEUED, RESUMABLE, RUNNING, Job, JobStore, UnknownJobError
-from .job_uploads import UploadArea
-from .studio import Studio
+from ...catalog import UnknownModelError, entry_from_folder
+from ...training.checkpoints import latest_checkpoint
+from ...training.dataset_report import build_training_folder
+from ...training.uploads import UploadLimits
+from .base_models import base_model
+from .folders import LOG_FILE, JobFolders
+from .hub import push_folder
+from .options import DATASET_FOLDER, OUTPUT_FOLDER, TEXT_KINDS, JobOptions, check_name, training_config
+from .process import trainer_command
+from .progress import ending
+from .store import CANCELLED, FAILED, FINISHED, QUEUED, RESUMABLE, RUNNING, Job, JobStore, UnknownJobError
+from .uploads import UploadArea
+from ..studio import Studio
 from .trainers import LocalTrainers, RayTrainers
-from .visitors import Visitor
+from ..visitors import Visitor
 
 logger = logging.getLogger(__name__)
 

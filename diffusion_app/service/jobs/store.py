@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .sqlite_db import sqlite_transaction
+from ..sqlite_db import sqlite_transaction
 
 QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "finished", "failed", "cancelled", "interrupted")

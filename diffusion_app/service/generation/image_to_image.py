@@ -18,10 +18,10 @@ import torch
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
 from PIL import Image
 
-from ..core.denoising import DenoiseStep, denoise, to_pil
+from ...core.denoising import DenoiseStep, denoise, to_pil
 from .forward_process import prepare
 from .sampling import SamplingRequest, SamplingRun, is_number_in
-from .studio import Studio
+from ..studio import Studio
 from .text2img import TextToImageRequest, TextToImageRun
 
 
