@@ -8,6 +8,7 @@ emulates it, slower than float32, so float32 stays the default there.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import psutil
 import torch
@@ -75,3 +76,53 @@ def configure_threads(threads: int | None = None) -> str:
         pass
     return (f"torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op on "
             f"{physical_cores()} physical cores; a CPU training job gets {trainer_threads()} at lower priority")
+
+
+@dataclass(frozen=True)
+class FirstClick:
+    """The generation tabs' starting values on one kind of device: what a click at the defaults costs.
+
+    Chosen here, in one place, so a new user's first click on a 2-core CPU gives a meaningful image in
+    seconds (benchmarks/bench_first_click.py measures it) while a GPU starts at counts that show quality.
+    `hint` is shown beside the counts so a user knows they are sized for speed, not the tab's best.
+    """
+
+    hint: str
+    num_images: int
+    unconditional_steps: int
+    ddim_steps: int
+    digits_steps: int
+    samples_per_digit: int
+    guidance_steps: int
+    text2img_steps: int
+    image_to_image_steps: int
+
+
+CPU_FIRST_CLICK = FirstClick(
+    hint="Starts low enough for a quick first image on this CPU; raise it for quality.",
+    num_images=4,
+    unconditional_steps=50,
+    ddim_steps=25,
+    digits_steps=20,
+    samples_per_digit=2,
+    guidance_steps=25,
+    text2img_steps=20,
+    image_to_image_steps=25,
+)
+
+GPU_FIRST_CLICK = FirstClick(
+    hint="Sized for this GPU; on a CPU the app starts lower for a quick first image.",
+    num_images=4,
+    unconditional_steps=100,
+    ddim_steps=50,
+    digits_steps=50,
+    samples_per_digit=4,
+    guidance_steps=50,
+    text2img_steps=25,
+    image_to_image_steps=50,
+)
+
+
+def first_click(device: str) -> FirstClick:
+    """The generation tabs' defaults for the device the app runs on."""
+    return GPU_FIRST_CLICK if device.startswith("cuda") else CPU_FIRST_CLICK

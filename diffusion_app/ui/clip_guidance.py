@@ -7,6 +7,7 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..hardware import first_click
 from ..service.generation.clip_guidance import MAX_CUTOUTS, ClipPrompt
 from ..service.models.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
                                           clip_config_names)
@@ -41,10 +42,12 @@ on first use.
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red apple on a wooden table")
+            prompt = gr.Textbox(value="red heart", label="Prompt", lines=2,
+                                info="Something the CLIP model knows; the bundled one learned emoji names.")
             offered = studio.offered_clip_specs()
             public = studio.settings.public
             with gr.Row():
@@ -61,8 +64,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             scale, method = guidance_controls(default_scale=10)
             cutouts = gr.Slider(1, MAX_CUTOUTS, value=4, step=1, precision=0, label="Cutouts",
                                 info="Augmented crops CLIP sees per image and step: more is steadier and slower.")
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
+                                   label="Number of images", info=defaults.hint)
+            steps = gr.Slider(1, MAX_STEPS, value=defaults.guidance_steps, step=1, precision=0, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
             every, start, end = schedule_controls()
             seed, random_seed = seed_controls()

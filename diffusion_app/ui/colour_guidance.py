@@ -9,6 +9,7 @@ import gradio as gr
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds, guided_passes
 from ..service.generation.guidance import GUIDANCE_METHODS, ColourObjective, GuidedRun
 from ..service.generation.sampling import MAX_STEPS
@@ -41,13 +42,15 @@ flat colour. The plot shows $L$ at each guided step.
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
             colour = gr.ColorPicker(value=DEFAULT_COLOUR, label="Target colour")
             scale, method = guidance_controls(default_scale=8)
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
+                                   label="Number of images", info=defaults.hint)
+            steps = gr.Slider(1, MAX_STEPS, value=defaults.guidance_steps, step=1, precision=0, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
             side_by_side = gr.Checkbox(value=True, label="Unguided vs guided",
                                        info="Also sample without guidance from the same seed.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from pathlib import Path
 
 import gradio as gr
 import torch
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 # Low-resolution samples stay crisp when the browser scales them up.
 CSS = ".pixelated img { image-rendering: pixelated; }"
+
+# OpenMoji emoji (CC BY-SA 4.0) rendered at the bundled models' 32 px: pictures the tabs that start from an
+# image start from, shipped inside the package so a published Space has them too.
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLE_PICTURE = EXAMPLES / "red_heart.png"
 
 OUT_OF_MEMORY = (
     "Out of memory while generating. Try fewer images, fewer steps or a smaller size; "

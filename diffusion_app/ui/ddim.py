@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..catalog import UNCONDITIONAL
 from ..core.denoising import to_pil
+from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
@@ -33,14 +34,16 @@ With $\eta = 0$ sampling is deterministic; $\eta = 1$ adds DDPM's amount of fres
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="DDIM steps",
+            steps = gr.Slider(1, MAX_STEPS, value=defaults.ddim_steps, step=1, precision=0, label="DDIM steps",
                               info="DDIM skips timesteps: 20-50 steps come close to DDPM's 1000.")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="Eta",
                             info="Noise added back at each step: 0 is deterministic DDIM, 1 behaves like DDPM.")
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
+            num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
+                                   label="Number of images", info=defaults.hint)
             preview_every = gr.Slider(1, 100, value=5, step=1, precision=0, label="Preview every k steps")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()

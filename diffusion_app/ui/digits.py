@@ -8,6 +8,7 @@ from ..catalog import CLASS_CONDITIONAL
 from ..core.denoising import to_pil
 from ..core.grid import image_grid
 from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
+from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..service.studio import Studio
@@ -48,14 +49,16 @@ def class_choices(studio: Studio, model_name: str | None) -> list[str]:
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, CLASS_CONDITIONAL)
             choices = class_choices(studio, model.value)
             classes = gr.CheckboxGroup(choices, value=choices, type="index", label="Digits",
                                        info="One row of samples per chosen class.")
-            per_class = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Samples per digit")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
+            per_class = gr.Slider(1, max_batch, value=min(defaults.samples_per_digit, max_batch), step=1, precision=0,
+                                  label="Samples per digit", info=defaults.hint)
+            steps = gr.Slider(1, MAX_STEPS, value=defaults.digits_steps, step=1, precision=0, label="Steps")
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler",
                                  info="DDIM gives clean digits in 20-50 steps; DDPM wants hundreds.")
             guidance = gr.Slider(0, MAX_CFG_SCALE, value=DEFAULT_CFG_SCALE, step=0.5, label="CFG scale",

@@ -10,8 +10,7 @@ import pandas as pd
 from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL
 from ..service.generation.forward_process import MAX_TIMESTEPS, SCHEDULES, ForwardRequest, forward_process
 from ..service.studio import Studio
-from ..settings import REPO_ROOT
-from .common import how_it_works, reports_errors, whole_number
+from .common import EXAMPLE_PICTURE, EXAMPLES, how_it_works, reports_errors, whole_number
 
 HOW_IT_WORKS = r"""
 The forward process adds Gaussian noise in $T$ small steps with variances $\beta_t$. Its closed form jumps to
@@ -25,7 +24,7 @@ the cosine schedule (`squaredcos_cap_v2`, Nichol & Dhariwal 2021) keeps it longe
 Diffusion's, for latents. A model's own schedule also sets the image's size and channels. The row uses one noise
 $\epsilon$ for every $t$, as the scheduler's `add_noise` does.
 """
-EXAMPLE_IMAGE = REPO_ROOT / "docs" / "openmoji_real.png"
+EXAMPLE_IMAGE = EXAMPLES / "grinning_face.png"
 
 
 def parse_timesteps(text: str) -> tuple[int, ...]:
@@ -40,8 +39,8 @@ def build_tab(studio: Studio) -> None:
     models = [name for kind in (UNCONDITIONAL, CLASS_CONDITIONAL, TEXT_TO_IMAGE) for name in studio.model_names(kind)]
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image", type="pil", sources=["upload", "clipboard"], image_mode="RGB",
-                             height=240)
+            image = gr.Image(value=str(EXAMPLE_PICTURE), label="Image", type="pil", sources=["upload", "clipboard"],
+                             image_mode="RGB", height=240)
             schedule = gr.Dropdown(list(SCHEDULES) + models, value="linear", label="Noise schedule",
                                    info="A named schedule, or a model's own (which also sets the size and channels).")
             timesteps = gr.Textbox(value="0, 50, 100, 250, 500, 750, 999", label="Timesteps t",
@@ -77,7 +76,6 @@ def build_tab(studio: Studio) -> None:
 
     inputs = [image, schedule, timesteps, seed]
     noise.click(run_forward_process, inputs, [gallery, signal, snr], api_name="forward_process", concurrency_limit=None)
-    if EXAMPLE_IMAGE.is_file():
-        gr.Examples([[str(EXAMPLE_IMAGE), "linear", "0, 50, 100, 250, 500, 750, 999", 0],
-                     [str(EXAMPLE_IMAGE), "squaredcos_cap_v2", "0, 50, 100, 250, 500, 750, 999", 0]],
-                    inputs, label="Examples: the same image under the linear and the cosine schedule")
+    gr.Examples([[str(EXAMPLE_IMAGE), "linear", "0, 50, 100, 250, 500, 750, 999", 0],
+                 [str(EXAMPLE_IMAGE), "squaredcos_cap_v2", "0, 50, 100, 250, 500, 750, 999", 0]],
+                inputs, label="Examples: the same image under the linear and the cosine schedule")

@@ -8,13 +8,14 @@ import gradio as gr
 from ..catalog import TEXT_TO_IMAGE, UNCONDITIONAL
 from ..core.denoising import to_pil
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
+from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
 from ..service.generation.image_to_image import SDEditRun, image_to_image_run
 from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
-from .common import (chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
-                     sampling_request, seed_controls, whole_number, zip_download)
+from .common import (EXAMPLE_PICTURE, chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons,
+                     runs_on_gpu, sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
@@ -35,12 +36,14 @@ SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDUL
 
 def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     models = studio.model_names(UNCONDITIONAL) + studio.model_names(TEXT_TO_IMAGE)
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(models, value=studio.catalog.default(UNCONDITIONAL), label="Model",
                                 info="An unconditional model (SDEdit in pixels) or a text-to-image one (with a prompt).")
-            image = gr.Image(label="Start from", type="pil", sources=["upload", "clipboard"], height=200)
+            image = gr.Image(value=str(EXAMPLE_PICTURE), label="Start from", type="pil",
+                             sources=["upload", "clipboard"], height=200)
             strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength",
                                  info="How much noise: 0 keeps the input, 1 ignores it.")
             prompt = gr.Textbox(label="Prompt (text-to-image models)", lines=2)
@@ -50,8 +53,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             with gr.Row():
                 sampler = gr.Dropdown(SAMPLERS, value="DDIM", label="Sampler",
                                       info="DDPM or DDIM for unconditional models; any for text to image.")
-                steps = gr.Slider(1, MAX_STEPS, value=50, step=1, precision=0, label="Steps")
-            num_images = gr.Slider(1, max_batch, value=min(2, max_batch), step=1, precision=0, label="Number of images")
+                steps = gr.Slider(1, MAX_STEPS, value=defaults.image_to_image_steps, step=1, precision=0, label="Steps")
+            num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
+                                   label="Number of images", info=defaults.hint)
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):

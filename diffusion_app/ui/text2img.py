@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..catalog import LORA, TEXT_TO_IMAGE
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
+from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
 from ..service.models.lora_adapters import MAX_LORA_WEIGHT
 from ..service.models.model_configs import native_resolution
@@ -68,6 +69,7 @@ def model_status(studio: Studio, name: str | None) -> str:
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     default_model = studio.catalog.default(TEXT_TO_IMAGE)
     side = native_side(studio, default_model)
     with gr.Row():
@@ -77,12 +79,14 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                                    info="A listed model." if studio.settings.public else
                                    "A listed model, a hub repo id (owner/name) or a local diffusers folder.")
             status = gr.Markdown(model_status(studio, default_model))
-            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a watercolor painting of a lighthouse at dawn")
-            negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="blurry, low quality",
+            prompt = gr.Textbox(value="red heart", label="Prompt", lines=3,
+                                placeholder="e.g. a watercolor painting of a lighthouse at dawn")
+            negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="e.g. blurry, low quality",
                                          info="What to steer away from (used when CFG scale > 1).")
             with gr.Row():
                 scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
-                steps = gr.Slider(1, MAX_STEPS, value=25, step=1, precision=0, label="Steps")
+                steps = gr.Slider(1, MAX_STEPS, value=defaults.text2img_steps, step=1, precision=0, label="Steps",
+                                  info=defaults.hint)
             guidance = gr.Slider(1, MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5, label="CFG scale",
                                  info="Classifier-free guidance: how strongly to follow the prompt; 1 turns it off.")
             with gr.Row():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
+from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
@@ -29,11 +30,13 @@ there, which is what the DDIM tab is for. The same seed always gives the same im
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     max_batch = studio.settings.max_batch_size
+    defaults = first_click(studio.settings.device)
     with gr.Row():
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
-            num_images = gr.Slider(1, max_batch, value=min(4, max_batch), step=1, precision=0, label="Number of images")
-            steps = gr.Slider(1, MAX_STEPS, value=100, step=1, precision=0, label="Steps",
+            num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
+                                   label="Number of images", info=defaults.hint)
+            steps = gr.Slider(1, MAX_STEPS, value=defaults.unconditional_steps, step=1, precision=0, label="Steps",
                               info="Denoising steps. DDPM was trained with 1000; fewer steps are faster and rougher.")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
