@@ -12,7 +12,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, chromium, gallery_images, open_page,
-                     open_tab, report_text, set_number, visible_panel)
+                     open_tab, replace_text, report_text, set_number, visible_panel)
+from diffusion_app.hardware import CPU_FIRST_CLICK
 
 if not browser_available():
     pytest.skip(f"browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)",
@@ -70,7 +71,7 @@ def test_digits_tab_draws_the_chosen_digits_with_the_cfg_scale_set(page):
     button(panel, "Generate").click()
     WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "CFG scale 2" in report_text(panel))
     images = WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Individual samples"))
-    assert len(images) == 10 * 4  # every digit is chosen at first, 4 samples each
+    assert len(images) == 10 * CPU_FIRST_CLICK.samples_per_digit  # every digit is chosen at first
     response = httpx.get(images[-1].get_attribute("src"), timeout=10)
     response.raise_for_status()
     parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
@@ -99,8 +100,9 @@ def test_colour_guidance_tab_shows_unguided_and_guided_with_the_loss_plot(page):
 
 def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):
     panel = open_tab(page, "Text to image", "CFG scale")
-    prompt = panel.find_element(By.CSS_SELECTOR, "textarea[placeholder^='a watercolor']")
-    prompt.send_keys("a lighthouse at dawn, oil painting")
+    prompt = panel.find_element(By.CSS_SELECTOR, "textarea[placeholder^='e.g. a watercolor']")
+    assert prompt.get_attribute("value") == "red heart"  # prefilled with what the bundled model knows
+    replace_text(prompt, "a lighthouse at dawn, oil painting")
     for label, value in (("Steps", 6), ("Width", 64), ("Height", 64)):
         set_number(panel, label, value)
 

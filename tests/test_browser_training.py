@@ -89,7 +89,7 @@ def test_upload_captions_train_a_lora_and_generate_with_it(driver, server_url, c
 
     panel = open_tab(driver, "Text to image", "Negative prompt")
     choose_option(driver, panel, "LoRA", LORA_NAME)
-    field(panel, "Prompt").send_keys("a red square")
+    replace_text(field(panel, "Prompt"), "a red square")
     for label, value in (("Width", 64), ("Height", 64), ("Steps", 3)):
         set_number(panel, label, value)
     button(panel, "Generate").click()

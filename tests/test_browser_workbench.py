@@ -56,6 +56,7 @@ def test_forward_process_and_image_to_image(page, picture):
     panel = open_tab(page, "Image to image", "Strength")
     panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(picture)
     set_number(panel, "Steps", 6)
+    set_number(panel, "Number of images", 2)
     button(panel, "Generate").click()
     WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "strength 0.6: 3 of 6" in panel.text)
     assert len(gallery_images(panel, "Results")) == 2
