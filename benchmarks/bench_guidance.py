@@ -1,6 +1,6 @@
 """Colour guidance: does it steer, and what does it cost? One process, the same seeds throughout.
 
-    python benchmarks/bench_guidance.py [--model openmoji --steps 50 --scale 8 --num-images 4 --repeats 3]
+    python benchmarks/bench_guidance.py [--model openmoji --steps 25 --scale 8 --num-images 4 --repeats 3]
 
 (a) For each target colour, the mean distance to the colour (mean absolute pixel difference, 0-1) of
     unguided samples and of the same seeds with colour guidance (fast method); target: guided <= 0.5 x
@@ -31,7 +31,7 @@ from dataclasses import replace
 # diffusion_app first: importing it makes torchvision importable where its compiled operators cannot load,
 # which diffusers needs (see diffusion_app/torchvision_compat.py).
 from diffusion_app.catalog import UNCONDITIONAL, UnknownModelError
-from diffusion_app.hardware import default_dtype
+from diffusion_app.hardware import CPU_FIRST_CLICK, default_dtype
 from diffusion_app.core.grid import image_grid
 from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
 from diffusion_app.service.models.loading import ModelUnavailableError
@@ -57,7 +57,8 @@ GRID_ZOOM = 3
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="openmoji", help="an unconditional catalog model (default: openmoji)")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    parser.add_argument("--steps", type=int, default=CPU_FIRST_CLICK.guidance_steps,
+                        help="DDIM steps (default: the tab's on a CPU)")
     parser.add_argument("--scale", type=float, default=8.0, help="colour guidance scale (default: 8, as the tab)")
     parser.add_argument("--num-images", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)

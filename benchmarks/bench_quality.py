@@ -43,6 +43,7 @@ from torch import nn
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from diffusion_app.core.grid import image_grid
+from diffusion_app.hardware import CPU_FIRST_CLICK
 from diffusion_app.service.generation.clip_guidance import clip_objective
 from diffusion_app.service.models.clip_models import LOCAL_WEIGHTS, ClipSpec
 from diffusion_app.service.generation.guidance import Guidance, GuidedRun
@@ -159,8 +160,9 @@ def text_to_image(studio: Studio, model: str, prompts: list[str], seed: int, per
                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE) -> list:
     images = []
     for index, prompt in enumerate(prompts):
-        images += generate(studio, TextToImageRequest(model, prompt, steps=25, guidance_scale=guidance_scale, width=64,
-                                                      height=64, num_images=per_prompt, seed=seed + index * per_prompt))[0]
+        request = TextToImageRequest(model, prompt, steps=CPU_FIRST_CLICK.text2img_steps, guidance_scale=guidance_scale,
+                                     width=64, height=64, num_images=per_prompt, seed=seed + index * per_prompt)
+        images += generate(studio, request)[0]
     return images
 
 
@@ -201,7 +203,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--per-digit", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps for the digits (default: 50)")
+    parser.add_argument("--steps", type=int, default=CPU_FIRST_CLICK.digits_steps,
+                        help="DDIM steps for the digits (default: the Digits tab's on a CPU)")
     parser.add_argument("--cfg-scales", type=float, nargs="+", default=[1.0, DEFAULT_CFG_SCALE],
                         help=f"CFG scales for the digits; the gate uses the default, {DEFAULT_CFG_SCALE:g}, "
                              "which is always run")
@@ -225,7 +228,8 @@ def main() -> int:
         images = [Image.open(path).convert("RGB") for path in held_out.images]
         results["emoji-clip"] = bench_emoji_clip(clip, images, held_out.captions, RETRIEVAL_FACTOR)
     if "clip-guidance" in args.sections:
-        request = SamplingRequest("openmoji", num_images=8, steps=50, seed=args.seed, scheduler="DDIM")
+        request = SamplingRequest("openmoji", num_images=8, steps=CPU_FIRST_CLICK.guidance_steps, seed=args.seed,
+                                  scheduler="DDIM")
         objective = clip_objective(studio, CLIP_SPEC, "red heart", cutouts=8)
         runs = [GuidedRun(studio, request, Guidance(scale), objective) for scale in (0.0, args.guidance_scale)]
         for run in runs:
