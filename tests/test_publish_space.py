@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
+from diffusion_app.__main__ import main
 from diffusion_app.publish_space import SPACE_EXCLUDE, parse_assignments, plan_upload
 from running_app import REPO_ROOT
 
@@ -157,23 +158,26 @@ def test_publish_uploads_the_space_in_one_commit_and_binaries_through_lfs(hub, t
     assert len(state["commits"]) == 1 and "nothing uploaded" in second.stdout
 
 
-def test_a_dry_run_lists_the_files_and_what_was_left_out_without_a_token(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "diffusion_app", "publish-space", SPACE, "--dry-run"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "HF_TOKEN": "", "HF_HOME": str(tmp_path)})
-    assert result.returncode == 0, result.stderr
+def test_a_dry_run_lists_the_files_and_what_was_left_out_without_a_token(monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert main(["publish-space", SPACE, "--dry-run"]) == 0
+    output = capsys.readouterr().out
     plan = plan_upload()
-    assert f"{len(plan.files)} files, {plan.total_bytes / 2**20:.1f} MB in all" in result.stdout
-    assert "models/digits/unet/diffusion_pytorch_model.safetensors" in result.stdout
-    assert "left out by 'tests/*'" in result.stdout and "tests/conftest.py" not in result.stdout
+    assert f"{len(plan.files)} files, {plan.total_bytes / 2**20:.1f} MB in all" in output
+    assert "models/digits/unet/diffusion_pytorch_model.safetensors" in output
+    assert "left out by 'tests/*'" in output and "tests/conftest.py" not in output
     assert set(plan.left_out) <= set(SPACE_EXCLUDE) and "tests/conftest.py" in plan.left_out["tests/*"]
 
 
-def test_publishing_without_a_token_says_how_to_log_in(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HF_")}, "HF_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "diffusion_app", "publish-space", SPACE], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "hf auth login" in result.stderr
+def test_publishing_without_a_token_says_how_to_log_in(tmp_path, monkeypatch, capsys):
+    """In this process, with no token anywhere huggingface_hub looks (the variables, the login cache)."""
+    import huggingface_hub.constants
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    assert main(["publish-space", SPACE]) == 2
+    assert "hf auth login" in capsys.readouterr().err
 
 
 def test_variables_and_secrets_take_name_value_or_a_name_from_the_environment():

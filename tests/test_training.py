@@ -14,6 +14,7 @@ from diffusers import DDPMPipeline
 from PIL import Image
 from safetensors.torch import load_file
 
+from diffusion_app.__main__ import main
 from diffusion_app.core.class_conditional import ClassConditionalPipeline
 from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
@@ -177,10 +178,8 @@ def test_folder_without_images_is_refused(tmp_path):
         train(TrainingConfig(train_data_dir=str(tmp_path / "empty"), output_dir=str(tmp_path / "run"), **TINY))
 
 
-def test_cli_reports_config_errors_in_one_line(tmp_path):
+def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     config = tmp_path / "job.json"
     config.write_text(json.dumps({"train_data_dir": str(tmp_path), "learning_rat": 1}))
-    result = subprocess.run([sys.executable, "-m", "diffusion_app", "train", "--config", str(config)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: Unknown training option(s) in " + str(config) + ": learning_rat."
+    assert main(["train", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.strip() == "error: Unknown training option(s) in " + str(config) + ": learning_rat."
