@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from selenium.common.exceptions import ElementClickInterceptedException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -115,3 +115,39 @@ def test_the_training_tab_asks_for_a_login_first(driver, models_dir, tmp_path):
             lambda d: button(panel, "Log in").click() or True)  # once the error's overlay has gone
         WebDriverWait(driver, 10).until(lambda d: "1. Dataset" in panel.text)
         assert "needs a login" not in panel.text
+
+
+def chart_reading(block) -> tuple[list[tuple[float, float]], list[str]]:
+    """(step, loss) of each point the loss chart draws and its axes' descriptions, as Vega labels them for
+    screen readers."""
+    labels = [element.get_attribute("aria-label") or "" for element in
+              block.find_elements(By.CSS_SELECTOR, "[aria-label^='step: ']")]
+    points = {tuple(float(part.split(": ")[1]) for part in label.split("; ")) for label in labels}
+    axes = [element.get_attribute("aria-label") for element in
+            block.find_elements(By.CSS_SELECTOR, "[aria-roledescription=axis]")]
+    return sorted(points), axes
+
+
+def grown(reading):
+    """The chart's reading once it has eight points, else None (keep waiting)."""
+    return reading if len(reading[0]) >= 8 else None
+
+
+def test_the_live_loss_chart_plots_falling_numbers_while_a_job_runs(driver, server_url, image_folder):
+    """The chart the page updates while training (not after a reload) has numeric axes, and the loss falls."""
+    open_page(driver, server_url)
+    panel = open_tab(driver, "Training", "1. Dataset")
+    panel.find_element(By.CSS_SELECTOR, "input[type=file][webkitdirectory]").send_keys(str(image_folder))
+    WebDriverWait(driver, 60).until(lambda d: "8 image(s) accepted" in panel.text)
+    replace_text(field(panel, "Job name"), "live-chart")
+    replace_text(field(panel, "Steps or epochs"), "100000")
+    button(panel, "Start training").click()
+    chart = panel.find_element(By.XPATH, ".//div[contains(@class,'block')][.//*[@data-testid='block-info']"
+                                         "[normalize-space()='Loss']]")
+    points, axes = WebDriverWait(driver, TRAINING_TIMEOUT, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda d: grown(chart_reading(chart)))  # the chart is redrawn as it grows
+    assert any(label.startswith("X-axis titled 'step' for a linear scale") for label in axes), axes
+    assert any(label.startswith("Y-axis titled 'loss' for a linear scale") for label in axes), axes
+    assert points[-1][1] < points[0][1], points
+    button(panel, "Cancel").click()
+    WebDriverWait(driver, 60).until(lambda d: "live-chart: cancelled" in panel.text)

@@ -16,11 +16,12 @@ from ..service.generation.guidance import GUIDANCE_METHODS, GuidedRun
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
 from .i18n import tr
+from .outputs import output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -72,8 +73,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Samples (previews show the predicted clean images)", format="png",
-                                 type="filepath", columns=4, elem_classes="pixelated")
+            gallery = output_gallery("Samples (previews show the predicted clean images)",
+                                 type="filepath", columns=4)
             plot = loss_plot()
             report = gr.Markdown()
             zip_download(studio, gallery)
@@ -136,9 +137,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     architecture.change(suggest_weights, architecture, weights, api_visibility="private")
     inputs = [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
               end, seed, random_seed]
-    event = generate.click(generate_clip_guidance, [*inputs, visitor_id], [gallery, plot, report], api_name="generate_clip_guidance",
-                           **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_clip_guidance, [*inputs, visitor_id], [gallery, plot, report], report,
+                 api_name="generate_clip_guidance")
     sweep_panel(studio, "clip-guidance", generate_clip_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Prompt": SweepInput(1, AxisKind("text"), search_replace=True),

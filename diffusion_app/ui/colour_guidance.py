@@ -15,11 +15,12 @@ from ..service.generation.guidance import GUIDANCE_METHODS, ColourObjective, Gui
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
                                plot_update, schedule_controls, timing)
 from .i18n import tr
+from .outputs import output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -59,10 +60,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             with gr.Row():
-                guided_gallery = gr.Gallery(label="Guided", format="png", type="filepath", columns=2,
-                                            elem_classes="pixelated")
-                unguided_gallery = gr.Gallery(label="Unguided (same seed)", format="png", columns=2,
-                                              elem_classes="pixelated")
+                guided_gallery = output_gallery("Guided", type="filepath", columns=2)
+                unguided_gallery = output_gallery("Unguided (same seed)", columns=2)
             plot = loss_plot()
             report = gr.Markdown()
             zip_download(studio, guided_gallery)
@@ -118,9 +117,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
 
     inputs = [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
               random_seed]
-    event = generate.click(generate_colour_guidance, [*inputs, visitor_id], [guided_gallery, unguided_gallery, plot, report],
-                           api_name="generate_colour_guidance", **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_colour_guidance, [*inputs, visitor_id], [guided_gallery, unguided_gallery, plot, report], report,
+                 api_name="generate_colour_guidance")
     sweep_panel(studio, "colour-guidance", generate_colour_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Colour": SweepInput(1, AxisKind("text")),

@@ -11,9 +11,10 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
+from .common import (how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
+from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -49,10 +50,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             with gr.Row():
-                noisy = gr.Gallery(label="x_t: the current noisy sample", format="png", type="filepath", columns=2,
-                                   elem_classes="pixelated")
-                predicted = gr.Gallery(label="Predicted clean image x0", format="png", columns=2,
-                                       elem_classes="pixelated")
+                noisy = output_gallery("x_t: the current noisy sample", type="filepath", columns=2)
+                predicted = output_gallery("Predicted clean image x0", columns=2)
             report = gr.Markdown()
             zip_download(studio, noisy)
     how_it_works(HOW_IT_WORKS)
@@ -73,6 +72,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
+        progress = ThrottledProgress(progress)
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed,
                                    scheduler="DDIM", eta=number(eta_value, "Eta"))
         every = whole_number(every, "Preview interval")
@@ -95,9 +95,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         )
 
     inputs = [model, steps, eta, num_images, preview_every, seed, random_seed]
-    event = generate.click(generate_ddim, [*inputs, visitor_id], [noisy, predicted, report], api_name="generate_ddim",
-                           **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_ddim, [*inputs, visitor_id], [noisy, predicted, report], report,
+                 api_name="generate_ddim")
     sweep_panel(studio, "ddim", generate_ddim, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Steps": SweepInput(1, AxisKind("int")),

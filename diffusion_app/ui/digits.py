@@ -13,9 +13,10 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
+from .common import (how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
+from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -70,8 +71,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             grid = gr.Image(label="Samples (previews show the predicted clean images)", format="png", type="pil",
                             elem_classes="pixelated", interactive=False)
             report = gr.Markdown()
-            gallery = gr.Gallery(label="Individual samples", format="png", type="filepath", columns=8,
-                                 elem_classes="pixelated")
+            gallery = output_gallery("Individual samples", type="filepath", columns=8)
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
@@ -98,6 +98,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             use_random_seed: draw a random seed instead; the seed used is reported.
             cfg: classifier-free guidance scale, 0-10 (1 turns it off, 0 ignores the digit).
         """
+        progress = ThrottledProgress(progress)
         request = sampling_request(
             model_name, count, step_count, seed_value, use_random_seed, count_label="Samples per digit",
             scheduler=scheduler_name, classes=tuple(whole_number(label, "Digit") for label in chosen or ()),
@@ -120,9 +121,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     model.change(show_classes, model, classes, api_visibility="private")
     # The CFG scale comes last so that API calls written before it existed still work.
     inputs = [model, classes, per_class, steps, scheduler, seed, random_seed, guidance]
-    event = generate.click(generate_digits, [*inputs, visitor_id], [grid, report, gallery], api_name="generate_digits",
-                           **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_digits, [*inputs, visitor_id], [grid, report, gallery], report,
+                 api_name="generate_digits")
     sweep_panel(studio, "digits", generate_digits, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Digit": SweepInput(1, AxisKind("list")),

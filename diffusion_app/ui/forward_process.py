@@ -11,6 +11,7 @@ from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL
 from ..service.generation.forward_process import MAX_TIMESTEPS, SCHEDULES, ForwardRequest, forward_process
 from ..service.studio import Studio
 from .common import EXAMPLE_PICTURE, EXAMPLES, how_it_works, reports_errors, whole_number
+from .outputs import output_gallery
 
 HOW_IT_WORKS = r"""
 The forward process adds Gaussian noise in $T$ small steps with variances $\beta_t$. Its closed form jumps to
@@ -48,8 +49,7 @@ def build_tab(studio: Studio) -> None:
             seed = gr.Number(value=0, precision=0, minimum=0, label="Noise seed")
             noise = gr.Button("Noise it", variant="primary")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="x_t", format="png", type="filepath", columns=MAX_TIMESTEPS // 2,
-                                 elem_classes="pixelated")
+            gallery = output_gallery("x_t", type="filepath", columns=MAX_TIMESTEPS // 2)
             with gr.Row():
                 signal = gr.LinePlot(x="t", y="value", color="curve", label="How much image and noise is left",
                                      height=260)

@@ -10,6 +10,7 @@ import pandas as pd
 from ..service.generation.guidance import FAST, GUIDANCE_METHODS, Guidance, GuidedRun, GuidedStep
 from .common import number, whole_number
 from .i18n import tr
+from .outputs import ThrottledProgress
 
 PREVIEWS_PER_RUN = 10
 
@@ -55,6 +56,7 @@ def redrawn_loss_plot(runs: dict[str, GuidedRun]) -> gr.LinePlot:
 
 def follow(runs: dict[str, GuidedRun], progress: gr.Progress) -> Iterator[tuple[str, GuidedStep]]:
     """Run each in turn with one progress bar over all; yields (run label, step) after every step."""
+    progress = ThrottledProgress(progress)
     total = sum(run.request.steps for run in runs.values())
     done = 0
     for label, run in runs.items():

@@ -13,6 +13,7 @@ from ..core.metadata import parse_parameters
 from ..service.studio import Studio
 from .common import reports_errors
 from .i18n import english, tr
+from .outputs import output_gallery
 
 ALL = "All tabs"
 LISTED = 120
@@ -28,8 +29,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_in
         model = gr.Textbox(label="Model", placeholder="any")
         text = gr.Textbox(label="Search", placeholder="prompt, colour, seed, sampler…")
         refresh = gr.Button("Refresh", scale=0)
-    gallery = gr.Gallery(label="Images, newest first", columns=8, height="auto", allow_preview=False,
-                         elem_classes="pixelated")
+    gallery = output_gallery("Images, newest first", columns=8, height="auto", allow_preview=False)
     with gr.Row():
         with gr.Column(scale=2):
             details = gr.Markdown("Click an image to open it.")

@@ -14,9 +14,10 @@ from ..service.generation.image_to_image import SDEditRun, image_to_image_run
 from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
-from .common import (EXAMPLE_PICTURE, chosen_seed, generation_queue, how_it_works, number, reports_errors, run_buttons,
+from .common import (EXAMPLE_PICTURE, chosen_seed, how_it_works, number, reports_errors, run_buttons,
                      runs_on_gpu, sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
+from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -59,9 +60,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            start = gr.Gallery(label="Where denoising starts (the noised input)", format="png", columns=4,
-                               elem_classes="pixelated")
-            gallery = gr.Gallery(label="Results", format="png", type="filepath", columns=4, elem_classes="pixelated")
+            start = output_gallery("Where denoising starts (the noised input)", columns=4)
+            gallery = output_gallery("Results", type="filepath", columns=4)
             report = gr.Markdown()
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
@@ -89,6 +89,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
+        progress = ThrottledProgress(progress)
         strength_value = number(strength_value, "Strength")
         if studio.catalog.get(model_name).kind == TEXT_TO_IMAGE:
             width, height = (side // 8 * 8 for side in picture.size) if picture is not None else (512, 512)
@@ -114,9 +115,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                                    f"{run.seconds:.1f} s")
 
     inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed]
-    event = generate.click(generate_image_to_image, [*inputs, visitor_id], [start, gallery, report], api_name="generate_image_to_image",
-                           **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_image_to_image, [*inputs, visitor_id], [start, gallery, report], report,
+                 api_name="generate_image_to_image")
     sweep_panel(studio, "image-to-image", generate_image_to_image, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Strength": SweepInput(2, AxisKind("float")),

@@ -16,6 +16,7 @@ from ..service.studio import Studio
 from ..service.generation.sweep import Axis, AxisKind, batches, label, parse_values, plan_cells, sweep_grid
 from .common import generation_queue
 from .i18n import tr
+from .outputs import output_gallery
 
 NONE = "—"
 
@@ -53,7 +54,7 @@ def sweep_panel(studio: Studio, tab_id: str, handler, inputs: list, spec: SweepT
             run = gr.Button("Run sweep", variant="primary")
             stop = gr.Button("Stop sweep", variant="stop")
         grid = gr.Image(label="Sweep", type="pil", format="png", interactive=False, elem_classes="pixelated")
-        cells = gr.Gallery(label="Cells", format="png", type="filepath", columns=8, elem_classes="pixelated")
+        cells = output_gallery("Cells", type="filepath", columns=8)
         report = gr.Markdown()
 
     def run_sweep(*values):

@@ -14,9 +14,10 @@ from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE,
                                            TextToImageRequest, TextToImageRun, request_fields_from_png)
-from .common import (chosen_seed, generation_queue, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from .common import (chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
 from .i18n import tr
+from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -104,7 +105,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Images", format="png", type="filepath", columns=2, height="auto")
+            gallery = output_gallery("Images", type="filepath", columns=2, height="auto")
             report = gr.Markdown()
             zip_download(studio, gallery)
             with gr.Accordion("Read parameters from a PNG", open=False):
@@ -139,6 +140,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             lora_name: a LoRA trained on this model (empty: none).
             lora_scale: the LoRA's weight, 0-2 (0 gives exactly the model's own images).
         """
+        progress = ThrottledProgress(progress)
         request = TextToImageRequest(
             model=model_name,
             prompt=prompt_text,
@@ -197,9 +199,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     # The LoRA and its weight come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
               seed, random_seed, lora, lora_weight]
-    event = generate.click(generate_text2img, [*inputs, visitor_id], [gallery, report], api_name="generate_text2img",
-                           **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_text2img, [*inputs, visitor_id], [gallery, report], report,
+                 api_name="generate_text2img")
     sweep_panel(studio, "text2img", generate_text2img, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Prompt": SweepInput(1, AxisKind("text"), search_replace=True),

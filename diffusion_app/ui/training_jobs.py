@@ -37,6 +37,12 @@ def require_job(selected) -> int:
     return whole_number(selected, "Job")
 
 
+def loss_frame(losses) -> pd.DataFrame:
+    """The loss curve with numeric columns even while it is empty: the chart takes its axes' types from the
+    first frame it is sent, and an empty frame's object columns would make every later loss a category."""
+    return pd.DataFrame(losses, columns=["step", "loss"]).astype({"step": "int64", "loss": "float64"})
+
+
 def job_choices(jobs: JobManager, selected: int, visitor: Visitor | None) -> gr.Dropdown:
     return gr.Dropdown(choices=[(f"#{j.id} {j.name}", j.id) for j in reversed(jobs.jobs(visitor))], value=selected)
 
@@ -97,7 +103,7 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
                     key)
         failed = current.status == FAILED
         return (table_value, job_update, choices, status_html(jobs, current),
-                pd.DataFrame(progress.losses, columns=["step", "loss"]),
+                loss_frame(progress.losses),
                 str(progress.samples) if progress.samples else None,
                 gr.Textbox(value=jobs.log_tail(current) if failed else "", visible=failed), key)
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
+from ..core.denoising import to_pil
 from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (generation_queue, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .i18n import tr
+from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
+
+PREVIEWS_PER_RUN = 10  # predicted clean images shown while sampling runs
 
 HOW_IT_WORKS = r"""
 Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
@@ -41,7 +45,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Samples", format="png", type="filepath", columns=4, elem_classes="pixelated")
+            gallery = output_gallery("Samples", type="filepath", columns=4)
             report = gr.Markdown()
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
@@ -60,13 +64,17 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             seed_value: seed of the first image (image i uses seed + i), 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
         """
+        progress = ThrottledProgress(progress)
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed)
         progress(0, desc=tr("Loading model"))
         sampling = studio.start(SamplingRun, request)
+        preview_every = max(1, request.steps // PREVIEWS_PER_RUN)
         for step in sampling:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
-            # Yielding every step lets Stop take effect after the current step.
-            yield gr.skip(), tr(f"Step {step.index + 1}/{step.total} · {sampling.seconds:.1f} s")
+            # Yielding every step lets Stop take effect after the current step; what Stop leaves is a preview.
+            preview = (step.index + 1) % preview_every == 0 and step.index + 1 < step.total
+            yield (to_pil(step.pred_original) if preview else gr.skip(),
+                   tr(f"Step {step.index + 1}/{step.total} · {sampling.seconds:.1f} s"))
         images = sampling.images()
         yield images, tr(
             f"Seed {sampling.request.seed} (image i uses seed + i) · {request.steps} DDPM steps "
@@ -74,9 +82,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         )
 
     inputs = [model, num_images, steps, seed, random_seed]
-    event = generate.click(generate_unconditional, [*inputs, visitor_id], [gallery, report], api_name="generate_unconditional",
-                           **generation_queue(studio))
-    stop.click(None, cancels=[event])
+    run_and_stop(studio, generate, stop, generate_unconditional, [*inputs, visitor_id], [gallery, report], report,
+                 api_name="generate_unconditional")
     sweep_panel(studio, "unconditional", generate_unconditional, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Steps": SweepInput(2, AxisKind("int")),
