@@ -18,10 +18,10 @@ from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
 from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
-from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
-                               plot_update, schedule_controls, timing)
+from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, loss_frame, loss_plot, plot_update,
+                               schedule_controls, timing)
 from .i18n import tr
-from .outputs import output_gallery, run_and_stop
+from .outputs import is_preview, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -73,8 +73,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            gallery = output_gallery("Samples (previews show the predicted clean images)",
-                                 type="filepath", columns=4)
+            gallery = output_gallery("Samples (previews show the predicted clean images)", type="filepath", columns=4)
             plot = loss_plot()
             report = gr.Markdown()
             zip_download(studio, gallery)

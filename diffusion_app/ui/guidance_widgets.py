@@ -10,9 +10,7 @@ import pandas as pd
 from ..service.generation.guidance import FAST, GUIDANCE_METHODS, Guidance, GuidedRun, GuidedStep
 from .common import number, whole_number
 from .i18n import tr
-from .outputs import ThrottledProgress
-
-PREVIEWS_PER_RUN = 10
+from .outputs import ThrottledProgress, is_preview
 
 
 def guidance_controls(default_scale: float, max_scale: float = 200) -> tuple[gr.Slider, gr.Radio]:
@@ -64,11 +62,6 @@ def follow(runs: dict[str, GuidedRun], progress: gr.Progress) -> Iterator[tuple[
             done += 1
             progress((done, total), desc=tr(f"Sampling ({label})"), unit="steps")
             yield label, step
-
-
-def is_preview(step: GuidedStep) -> bool:
-    every = max(1, step.total // PREVIEWS_PER_RUN)
-    return (step.index + 1) % every == 0 and step.index + 1 < step.total
 
 
 def plot_update(step: GuidedStep, runs: dict[str, GuidedRun]):

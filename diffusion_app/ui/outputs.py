@@ -18,6 +18,14 @@ from .common import generation_queue
 from .i18n import tr
 
 PROGRESS = re.compile(r"(\d+)\s*/\s*(\d+)")  # "Step 50/1000 · 3.1 s", "guided: step 3/20", in any language
+PREVIEWS_PER_RUN = 10  # predicted clean images a streaming tab shows during one run
+
+
+def is_preview(step) -> bool:
+    """Whether this step (a DenoiseStep or GuidedStep: `index` of `total`) is one of the run's previews; the
+    last step is not, since the run's result follows it."""
+    every = max(1, step.total // PREVIEWS_PER_RUN)
+    return (step.index + 1) % every == 0 and step.index + 1 < step.total
 
 
 class ThrottledProgress:

@@ -14,11 +14,9 @@ from ..service.generation.sweep import AxisKind
 from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .i18n import tr
-from .outputs import ThrottledProgress, output_gallery, run_and_stop
+from .outputs import ThrottledProgress, is_preview, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
-
-PREVIEWS_PER_RUN = 10  # predicted clean images shown while sampling runs
 
 HOW_IT_WORKS = r"""
 Sampling starts from pure noise $x_T \sim \mathcal{N}(0, I)$ and applies the learned reverse step $T$ times
@@ -68,12 +66,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed)
         progress(0, desc=tr("Loading model"))
         sampling = studio.start(SamplingRun, request)
-        preview_every = max(1, request.steps // PREVIEWS_PER_RUN)
         for step in sampling:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             # Yielding every step lets Stop take effect after the current step; what Stop leaves is a preview.
-            preview = (step.index + 1) % preview_every == 0 and step.index + 1 < step.total
-            yield (to_pil(step.pred_original) if preview else gr.skip(),
+            yield (to_pil(step.pred_original) if is_preview(step) else gr.skip(),
                    tr(f"Step {step.index + 1}/{step.total} · {sampling.seconds:.1f} s"))
         images = sampling.images()
         yield images, tr(
