@@ -41,6 +41,8 @@ VAE = TrainingConfig(
     kl_weight=1e-6, random_flip=True, train_batch_size=32, learning_rate=1e-3, lr_warmup_steps=100,
     max_train_steps=2000, use_ema=False, checkpointing_steps=250, save_images_steps=500, save_precision="fp32",
 )
+# The refit (vae_latents_from is set where it runs): a shorter run from the first VAE, as the bundled VAE was made.
+VAE_REFIT = replace(VAE, lr_warmup_steps=50, max_train_steps=1700, checkpointing_steps=100, save_images_steps=250)
 UNET = TrainingConfig(
     mode="text-to-image", unet_from_scratch=True, resolution=64, block_out_channels=[64, 128, 256],
     layers_per_block=2, caption_dropout_prob=0.1, prediction_type="v_prediction", snr_gamma=5.0,
