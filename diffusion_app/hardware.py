@@ -94,6 +94,7 @@ class FirstClick:
     digits_steps: int
     samples_per_digit: int
     guidance_steps: int
+    colour_guidance_scale: float  # the push adds up over the steps: the same total at either step count
     text2img_steps: int
     image_to_image_steps: int
 
@@ -106,6 +107,7 @@ CPU_FIRST_CLICK = FirstClick(
     digits_steps=20,
     samples_per_digit=2,
     guidance_steps=25,
+    colour_guidance_scale=5,
     text2img_steps=20,
     image_to_image_steps=25,
 )
@@ -118,6 +120,7 @@ GPU_FIRST_CLICK = FirstClick(
     digits_steps=50,
     samples_per_digit=4,
     guidance_steps=50,
+    colour_guidance_scale=2.5,
     text2img_steps=25,
     image_to_image_steps=50,
 )

@@ -88,7 +88,7 @@ def test_templates_fill_in_values_and_translate_what_they_matched():
     report = ("Seed 1 · 10 DDIM steps · guidance scale 3 (fast) · guided in 1.0 s (100 ms/step), unguided in 0.5 s "
               "(50 ms/step)")
     assert translate(report, "zh-CN") == (
-        "种子 1 · 10 步 DDIM · 引导强度 3（fast）· 有引导用时 1.0 秒（每步 100 毫秒），无引导用时 0.5 秒（每步 50 毫秒）")
+        "种子 1 · 10 步 DDIM · 引导强度 3（快速）· 有引导用时 1.0 秒（每步 100 毫秒），无引导用时 0.5 秒（每步 50 毫秒）")
     assert translate("something the catalogue never heard of", "zh-CN") is None
     assert translate("Generate", None) is None  # English: the text as it is
 

@@ -16,7 +16,7 @@ from ..service.generation.guidance import GUIDANCE_METHODS, GuidedRun
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, loss_frame, loss_plot, plot_update,
                                schedule_controls, timing)
@@ -151,11 +151,11 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
         clip = offered[0]
-        gr.Examples([[default, "red heart", clip.architecture, clip.weights, 10, "fast", 8,
-                      min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False],
-                     [default, "grinning face", clip.architecture, clip.weights, 20, "exact",
-                      16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
-                    inputs, label="Examples (offline with the bundled CLIP)" if clip.weights == LOCAL_WEIGHTS
-                    else "Examples (CLIP weights download on first use)")
+        examples([[default, "red heart", clip.architecture, clip.weights, 10, "fast", 8,
+                   min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False],
+                  [default, "grinning face", clip.architecture, clip.weights, 20, "exact",
+                   16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
+                 inputs, label="Examples (offline with the bundled CLIP)" if clip.weights == LOCAL_WEIGHTS
+                 else "Examples (CLIP weights download on first use)")
     return inputs
 

@@ -15,7 +15,7 @@ from ..service.generation.guidance import GUIDANCE_METHODS, ColourObjective, Gui
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, loss_frame, loss_plot, plot_update,
                                schedule_controls, timing)
@@ -25,6 +25,8 @@ from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 
 DEFAULT_COLOUR = "#e8702a"
+SCALE_INFO = ("0 turns guidance off. The push adds up over the steps: about 125 / steps tints the emoji and keeps "
+              "it; twice that turns most of it the colour, and higher wipes the picture out into flat colour.")
 
 HOW_IT_WORKS = r"""
 Guidance steers an unconditional model at sampling time, with no retraining (Hugging Face diffusion
@@ -48,7 +50,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         with gr.Column(scale=1):
             model = model_dropdown(studio, UNCONDITIONAL)
             colour = gr.ColorPicker(value=DEFAULT_COLOUR, label="Target colour")
-            scale, method = guidance_controls(default_scale=8)
+            scale, method = guidance_controls(default_scale=defaults.colour_guidance_scale, info=SCALE_INFO)
             num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
                                    label="Number of images", info=defaults.hint)
             steps = gr.Slider(1, MAX_STEPS, value=defaults.guidance_steps, step=1, precision=0, label="Steps")
@@ -121,7 +123,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                  [guided_gallery, unguided_gallery, plot, report], report, api_name="generate_colour_guidance")
     sweep_panel(studio, "colour-guidance", generate_colour_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
-                   "Colour": SweepInput(1, AxisKind("text")),
+                   "Target colour": SweepInput(1, AxisKind("text")),
                    "Guidance scale": SweepInput(2, AxisKind("float")),
                    "Method": SweepInput(3, AxisKind("text", GUIDANCE_METHODS)),
                    "Steps": SweepInput(5, AxisKind("int")),
@@ -130,8 +132,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         count=4, seed=11, random_seed=12, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
-        gr.Examples([[default, "#d62828", 8, "fast", min(4, max_batch), 50, "DDIM", True, 1, 0, 1, 0, False],
-                     [default, "#1f5fd1", 20, "exact", 1, 50, "DDIM", True, 2, 0, 0.6, 1, False]],
-                    inputs, label="Examples (bundled model, offline)")
+        examples([[default, "#d62828", 2.5, "fast", min(4, max_batch), 50, "DDIM", True, 1, 0, 1, 0, False],
+                  [default, "#1f5fd1", 8, "exact", 1, 50, "DDIM", True, 2, 0, 0.6, 1, False]],
+                 inputs, label="Examples (bundled model, offline)")
     return inputs
 

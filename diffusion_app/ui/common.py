@@ -17,7 +17,7 @@ from ..service.generation.sampling import MAX_SEED, SamplingRequest
 from ..service.studio import Studio
 from ..service.visitors import Visitor
 from ..service.models.workers import serve_on_a_worker
-from .i18n import tr
+from .i18n import error
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,15 @@ def reports_errors(handler):
         except gr.Error:
             raise
         except (ValueError, ModelUnavailableError) as err:
-            raise gr.Error(tr(str(err))) from err
+            raise error(str(err)) from err
         except torch.OutOfMemoryError as err:
             logger.warning("request ran out of memory: %s", err)
             release_memory()
-            raise gr.Error(tr(OUT_OF_MEMORY)) from err
+            raise error(OUT_OF_MEMORY) from err
         except Exception as err:
             logger.exception("request failed")
             release_memory()
-            raise gr.Error(tr(f"Generation failed ({type(err).__name__}): {err}")) from err
+            raise error(f"Generation failed ({type(err).__name__}): {err}") from err
 
     return wrapper
 
@@ -143,10 +143,18 @@ def zip_download(studio: Studio, gallery: gr.Gallery) -> None:
         try:
             archive_path = zip_images([path for path, _ in items or []], studio.settings.data_dir / "downloads")
         except ValueError as err:
-            raise gr.Error(tr(str(err))) from err
+            raise error(str(err)) from err
         return gr.File(archive_path, visible=True)
 
     button.click(download_zip, gallery, archive, api_visibility="private", concurrency_limit=None)
+
+
+def examples(rows: list[list], inputs: list, label: str) -> gr.Examples:
+    """gr.Examples of rows that give every one of the tab's inputs, less the tick boxes: Gradio shows a tick box's
+    example as "true"/"false" whatever the page's language, and an example leaves the boxes as the visitor set
+    them."""
+    kept = [index for index, component in enumerate(inputs) if not isinstance(component, gr.Checkbox)]
+    return gr.Examples([[row[index] for index in kept] for row in rows], [inputs[index] for index in kept], label=label)
 
 
 def how_it_works(markdown: str) -> None:

@@ -11,7 +11,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
+from .common import (examples, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
@@ -99,13 +99,13 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                  api_name="generate_ddim")
     sweep_panel(studio, "ddim", generate_ddim, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
-                   "Steps": SweepInput(1, AxisKind("int")),
+                   "DDIM steps": SweepInput(1, AxisKind("int")),
                    "Eta": SweepInput(2, AxisKind("float")),
                    "Seed": SweepInput(5, AxisKind("int"))},
         count=3, seed=5, random_seed=6, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
-        gr.Examples([[default, 50, 0.0, min(4, max_batch), 5, 42, False], [default, 10, 1.0, 1, 1, 7, False]],
-                    inputs, label="Examples (bundled model, offline)")
+        examples([[default, 50, 0.0, min(4, max_batch), 5, 42, False], [default, 10, 1.0, 1, 1, 7, False]],
+                 inputs, label="Examples (bundled model, offline)")
     return inputs
 

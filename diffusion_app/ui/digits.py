@@ -13,7 +13,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
+from .common import (examples, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
 from .outputs import ThrottledProgress, is_preview, output_gallery, run_and_stop
@@ -121,15 +121,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                  api_name="generate_digits")
     sweep_panel(studio, "digits", generate_digits, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
-                   "Digit": SweepInput(1, AxisKind("list")),
+                   "Digits": SweepInput(1, AxisKind("list")),
                    "Steps": SweepInput(3, AxisKind("int")),
                    "Scheduler": SweepInput(4, AxisKind("text", tuple(UNCONDITIONAL_SCHEDULERS))),
                    "CFG scale": SweepInput(7, AxisKind("float")),
                    "Seed": SweepInput(5, AxisKind("int"))},
         count=2, seed=5, random_seed=6, images_at=2), visitor_id)
     if model.value and len(choices) == 10:
-        gr.Examples([[model.value, choices, min(4, max_batch), 50, "DDIM", 0, False, DEFAULT_CFG_SCALE],
-                     [model.value, ["3", "7"], max_batch, 50, "DDIM", 1, False, DEFAULT_CFG_SCALE]],
-                    inputs, label="Examples (bundled model, offline)")
+        examples([[model.value, choices, min(4, max_batch), 50, "DDIM", 0, False, DEFAULT_CFG_SCALE],
+                  [model.value, ["3", "7"], max_batch, 50, "DDIM", 1, False, DEFAULT_CFG_SCALE]],
+                 inputs, label="Examples (bundled model, offline)")
     return inputs
 

@@ -13,9 +13,9 @@ from .i18n import tr
 from .outputs import ThrottledProgress, is_preview
 
 
-def guidance_controls(default_scale: float, max_scale: float = 200) -> tuple[gr.Slider, gr.Radio]:
-    scale = gr.Slider(0, max_scale, value=default_scale, step=0.5, label="Guidance scale",
-                      info="0 turns guidance off; higher steers harder.")
+def guidance_controls(default_scale: float, max_scale: float = 200,
+                      info: str = "0 turns guidance off; higher steers harder.") -> tuple[gr.Slider, gr.Radio]:
+    scale = gr.Slider(0, max_scale, value=default_scale, step=0.5, label="Guidance scale", info=info)
     method = gr.Radio(list(GUIDANCE_METHODS), value=FAST, label="Method",
                       info="fast: the gradient skips the UNet. exact: through the UNet too, slower and heavier.")
     return scale, method

@@ -17,6 +17,10 @@ from .outputs import output_gallery
 
 ALL = "All tabs"
 LISTED = 120
+WHAT_IT_KEEPS = ("Keeps the final images of every run on the tabs listed under Tab, with the inputs that made "
+                 "them: the guided images of the guidance tabs (their unguided ones are that model's plain samples "
+                 "from the same seed) and the results of Image to image. Forward process is not kept: it noises "
+                 "your own picture, and its tab redraws it at once.")
 
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_inputs: dict[str, list],
@@ -24,6 +28,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_in
     history = studio.history
     listed = gr.State([])  # the ids the gallery shows, in order
     selected = gr.Textbox(visible=False, label="Image id")  # a textbox, not a state: API callers give an id
+    gr.Markdown(WHAT_IT_KEEPS)
     with gr.Row():
         which_tab = gr.Dropdown([ALL, *[(tab_names[key], key) for key in tab_inputs]], value=ALL, label="Tab")
         model = gr.Textbox(label="Model", placeholder="any")

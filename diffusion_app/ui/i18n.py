@@ -130,6 +130,12 @@ def tr(text: str) -> str:
     return translate(text, request_language()) or text
 
 
+def error(message: str) -> gr.Error:
+    """A gr.Error for the visitor who asked, in their language, its title too: Gradio's toast says "Error" in
+    English whatever the page's language."""
+    return gr.Error(tr(message), title=tr("Error"))
+
+
 def static_texts(app: gr.Blocks):
     """(component, attribute, text) for every static text of the page that the front end can translate."""
     for block in app.blocks.values():
@@ -164,24 +170,27 @@ def translated_choosers(app: gr.Blocks) -> list:
 
 
 def translate_on_load(app: gr.Blocks) -> None:
-    """What Gradio's front end leaves in English for a Chinese visitor: the options of radios and dropdowns and
-    the column headers of examples (it never translates them), and the titles of tabs (it does not redo them
-    after PAGE_LANGUAGE_HEAD switches a "zh" or "zh-Hans" browser). Each page gets them again, in its language,
-    when it loads. Call inside `with app:`."""
+    """What Gradio's front end leaves in English for a Chinese visitor: the options of radios and dropdowns, the
+    column headers of examples and of empty tables (it never translates them), and the titles of tabs (it does
+    not redo them after PAGE_LANGUAGE_HEAD switches a "zh" or "zh-Hans" browser). Each page gets them again, in
+    its language, when it loads. Call inside `with app:`."""
     choosers = translated_choosers(app)
     tables = [block for block in app.blocks.values() if isinstance(block, gr.Dataset) and block.headers]
+    empty_frames = [block for block in app.blocks.values()
+                    if isinstance(block, gr.Dataframe) and not block.value["data"] and block.value["headers"]]
     tabs = [block for block in app.blocks.values() if isinstance(block, gr.Tab)]
+    outputs = choosers + tables + empty_frames + tabs
 
     def translated():
         if request_language() is None:
-            return [gr.skip()] * (len(choosers) + len(tables) + len(tabs))
+            return [gr.skip()] * len(outputs)
         return ([type(chooser)(choices=[(tr(display), value) for display, value in chooser.choices])
                  for chooser in choosers]
                 + [gr.Dataset(headers=[tr(header) for header in table.headers]) for table in tables]
+                + [gr.Dataframe(headers=[tr(header) for header in frame.value["headers"]]) for frame in empty_frames]
                 + [gr.Tab(label=tab.label) for tab in tabs])  # by now a translation key: the page translates it
 
-    app.load(translated, None, choosers + tables + tabs, api_visibility="private", show_progress="hidden",
-             concurrency_limit=None)
+    app.load(translated, None, outputs, api_visibility="private", show_progress="hidden", concurrency_limit=None)
 
 
 def english(text):

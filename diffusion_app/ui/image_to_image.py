@@ -14,7 +14,7 @@ from ..service.generation.image_to_image import SDEditRun, image_to_image_run
 from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
-from .common import (EXAMPLE_PICTURE, chosen_seed, how_it_works, number, reports_errors, run_buttons,
+from .common import (EXAMPLE_PICTURE, EXAMPLES, chosen_seed, examples, how_it_works, number, reports_errors, run_buttons,
                      runs_on_gpu, sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
@@ -32,6 +32,9 @@ run. Strength 0 returns the input; strength 1 starts from pure noise and ignores
 from scratch with that seed); in between, the model keeps the input's layout and colours and redraws its
 details. Stable Diffusion does the same in its latent space, steered by the prompt.
 """
+STRENGTH_INFO = ("How much noise: 0 keeps the input, 1 ignores it. The first gallery shows where denoising starts: "
+                 "up to about 0.7 the input shows through the noise, by 0.9 it is hidden (the model may still find "
+                 "its layout).")
 SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDULERS]))
 
 
@@ -46,7 +49,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             image = gr.Image(value=str(EXAMPLE_PICTURE), label="Start from", type="pil",
                              sources=["upload", "clipboard"], height=200)
             strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength",
-                                 info="How much noise: 0 keeps the input, 1 ignores it.")
+                                 info=STRENGTH_INFO)
             prompt = gr.Textbox(label="Prompt (text-to-image models)", lines=2)
             negative_prompt = gr.Textbox(label="Negative prompt (text-to-image models)")
             guidance = gr.Slider(1, 30, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
@@ -60,7 +63,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            start = output_gallery("Where denoising starts (the noised input)", columns=4)
+            start = output_gallery("Where denoising starts (the noised input; pixel models)", columns=4)
             gallery = output_gallery("Results", type="filepath", columns=4)
             report = gr.Markdown()
             zip_download(studio, gallery)
@@ -126,5 +129,17 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                    "Steps": SweepInput(7, AxisKind("int")),
                    "Seed": SweepInput(9, AxisKind("int"))},
         count=8, seed=9, random_seed=10, images_at=1), visitor_id)
+    pixel_model, text_model = studio.catalog.default(UNCONDITIONAL), studio.catalog.default(TEXT_TO_IMAGE)
+    rows = []
+    if pixel_model and studio.catalog.get(pixel_model).available_offline():
+        rows += [[pixel_model, str(EXAMPLE_PICTURE), 0.8, "", "", DEFAULT_GUIDANCE_SCALE, "DDIM", 50,
+                  min(4, max_batch), 0, False],
+                 [pixel_model, str(EXAMPLES / "grinning_face.png"), 0.5, "", "", DEFAULT_GUIDANCE_SCALE, "DDPM", 100,
+                  min(4, max_batch), 1, False]]
+    if text_model and studio.catalog.get(text_model).available_offline():
+        rows.append([text_model, str(EXAMPLE_PICTURE), 0.7, "blue heart", "", DEFAULT_GUIDANCE_SCALE, "DPM++ 2M", 25,
+                     min(4, max_batch), 2, False])
+    if rows:
+        examples(rows, inputs, label="Examples (bundled models, offline)")
     return inputs
 

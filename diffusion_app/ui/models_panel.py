@@ -12,7 +12,7 @@ import pandas as pd
 from ..service.models.cache import release_memory
 from ..service.studio import Studio
 from ..service.visitors import Visitor
-from .i18n import tr
+from .i18n import error, tr
 from .visitor import signed_in_visitor
 
 COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
@@ -20,16 +20,19 @@ COLUMNS = ["Model", "Kind", "Source", "Loaded", "Memory (MB)"]
 
 def models_table(studio: Studio, visitor: Visitor | None = None) -> pd.DataFrame:
     """The catalog models the visitor may use; with several generation workers, the memory each holds on all of
-    them together."""
+    them together. Headers and kinds in the page's language (English for API callers); Loaded is a bool, which
+    the page shows as a tick box in every language."""
     loaded = [cache.stats()["models"] for cache in studio.caches]
     visible = set(studio.model_names(visitor=visitor))
     rows = [
-        [entry.name, entry.kind, entry.source, any(entry.name in models for models in loaded),
+        [entry.name, tr(entry.kind), entry.source, any(entry.name in models for models in loaded),
          round(sum(models[entry.name]["bytes"] for models in loaded if entry.name in models) / 2**20, 1)]
         for entry in studio.catalog.entries() if entry.name in visible
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.drop(columns="Source") if studio.settings.public else table
+    if studio.settings.public:
+        table = table.drop(columns="Source")
+    return table.rename(columns=tr)
 
 
 def loaded_models(studio: Studio, visitor: Visitor | None = None) -> list[str]:
@@ -57,7 +60,7 @@ def cache_summary(studio: Studio) -> str:
 
 def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
     summary = gr.Markdown(cache_summary(studio))
-    table = gr.Dataframe(models_table(studio), interactive=False, label="Catalog")
+    table = gr.Dataframe(models_table(studio), interactive=False, label="Catalog", datatype="auto")
     with gr.Row():
         name = gr.Dropdown(choices=loaded_models(studio), label="Loaded model", allow_custom_value=True,
                            info="Unloading frees its memory; the next request that needs it loads it again.")
@@ -79,11 +82,11 @@ def build_tab(studio: Studio, tab: gr.Tab, account: gr.State) -> None:
         if studio.settings.public:
             visitor = signed_in_visitor(studio.settings, signed_in, profile)
             if visitor is None or not visitor.admin:
-                raise gr.Error(tr("On this public server only its operators (DS_ADMINS) may unload models."))
+                raise error("On this public server only its operators (DS_ADMINS) may unload models.")
         if not model_name:
-            raise gr.Error(tr("Choose a loaded model to unload."))
+            raise error("Choose a loaded model to unload.")
         if not any([cache.unload(model_name) for cache in studio.caches]):  # a list: unload it everywhere
-            raise gr.Error(tr(f"Model {model_name!r} is not loaded."))
+            raise error(f"Model {model_name!r} is not loaded.")
         release_memory()
         return list_models(signed_in, profile)
 

@@ -15,7 +15,7 @@ from ..core.metadata import format_parameters, with_parameters
 from ..service.studio import Studio
 from ..service.generation.sweep import Axis, AxisKind, batches, label, parse_values, plan_cells, sweep_grid
 from .common import generation_queue
-from .i18n import tr
+from .i18n import error, tr
 from .outputs import output_gallery
 
 NONE = "—"
@@ -43,8 +43,9 @@ def sweep_panel(studio: Studio, tab_id: str, handler, inputs: list, spec: SweepT
                 visitor_id: gr.BrowserState) -> None:
     names = [NONE, *spec.inputs]
     with gr.Accordion("X/Y/Z sweep", open=False):
-        gr.Markdown("Vary up to three inputs; the others stay as set above. Values: `10, 20, 50`, `1-5`, "
-                    "`0-10 (+2.5)`, `0-1 [5]`; for a prompt, `red, blue, green` replaces \"red\" by each in turn.")
+        gr.Markdown("Vary up to three inputs; the others stay as set above, except the image count: each cell draws "
+                    "one image (vary Seed for more). Values: `10, 20, 50`, `1-5`, `0-10 (+2.5)`, `0-1 [5]`; for a "
+                    "prompt, `red, blue, green` replaces \"red\" by each in turn.")
         axes = []
         for axis_name in ("X", "Y", "Z"):
             with gr.Row():
@@ -68,7 +69,7 @@ def sweep_panel(studio: Studio, tab_id: str, handler, inputs: list, spec: SweepT
                 raise ValueError("Each axis must vary a different input.")
             plan = plan_cells(chosen, studio.settings.max_sweep_cells)
         except ValueError as err:
-            raise gr.Error(tr(str(err))) from err
+            raise error(str(err)) from err
         names_ = [axis.name for axis in chosen]
         seed_axis = names_.index("Seed") if "Seed" in names_ else None
         images, done = {}, 0

@@ -14,9 +14,9 @@ from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE,
                                            TextToImageRequest, TextToImageRun, request_fields_from_png)
-from .common import (chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
+from .common import (examples, chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
-from .i18n import tr
+from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
@@ -177,11 +177,11 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             path: the PNG file.
         """
         if not path:
-            raise gr.Error(tr("Upload a PNG image to read its parameters."))
+            raise error("Upload a PNG image to read its parameters.")
         try:
             fields, notes = request_fields_from_png(path)
         except ValueError as err:
-            raise gr.Error(tr(str(err))) from err
+            raise error(str(err)) from err
         fields["lora"] = fields.get("lora") or ""  # an image made without a LoRA clears the chooser
         values = [fields.get(name, gr.skip()) for name in read_into]
         message = tr(f"Settings read from the image; not used: {'; '.join(map(tr, notes))}." if notes else
@@ -214,15 +214,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                api_name="read_parameters",
                concurrency_limit=None)
     if default_model and studio.catalog.get(default_model).available_offline():
-        gr.Examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0]
-                     for prompt_text in ("red heart", "green apple", "grinning face", "blue circle")],
-                    inputs, label="Examples (bundled model, offline)")
+        examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0]
+                  for prompt_text in ("red heart", "green apple", "grinning face", "blue circle")],
+                 inputs, label="Examples (bundled model, offline)")
     elif default_model:
-        gr.Examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
-                      25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0],
-                     [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
-                      "", 1.0]],
-                    inputs, label="Examples (the model downloads on first use)")
+        examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
+                   25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0],
+                  [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
+                   "", 1.0]],
+                 inputs, label="Examples (the model downloads on first use)")
     return inputs
 
 

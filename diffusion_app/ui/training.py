@@ -20,7 +20,7 @@ import gradio as gr
 
 from ..service.jobs.manager import JobManager
 from ..service.studio import Studio
-from .i18n import tr
+from .i18n import error
 from .training_dataset import dataset_inputs, wire_dataset
 from .training_jobs import build_jobs_panel
 from .training_options import options_inputs, wire_options
@@ -57,7 +57,7 @@ def build_tab(studio: Studio, jobs: JobManager | None, account: gr.State) -> Non
         if not any(hmac.compare_digest((user or "").encode(), known_user.encode())
                    & hmac.compare_digest((secret or "").encode(), known_secret.encode())
                    for known_user, known_secret in credentials):
-            raise gr.Error(tr("Wrong user name or password."))
+            raise error("Wrong user name or password.")
         return user, gr.Column(visible=False), gr.Column(visible=True), ""
 
     login.click(log_in, [username, password], [account, login_box, main, password], api_name="training_login",

@@ -11,7 +11,7 @@ import pandas as pd
 from ..service.jobs.manager import FAILED, RUNNING, JobManager
 from ..service.visitors import Visitor
 from .common import whole_number
-from .i18n import tr
+from .i18n import error, tr
 from .training_report import TABLE_HEADERS, escape, status_html, table_row
 from .visitor import current_visitor
 
@@ -26,7 +26,7 @@ def shows_errors(handler):
         try:
             return handler(*args, **kwargs)
         except ValueError as err:
-            raise gr.Error(tr(str(err))) from err
+            raise error(str(err)) from err
 
     return wrapper
 
@@ -94,7 +94,7 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
         choices = [(f"#{j.id} {j.name}", j.id) for j in reversed(listed_jobs)]
         job_update = gr.skip() if choices == shown_choices else gr.Dropdown(choices=choices, value=selected)
         if selected is None:
-            return table_value, job_update, choices, "No jobs yet.", None, None, gr.Textbox(visible=False), None
+            return table_value, job_update, choices, tr("No jobs yet."), None, None, gr.Textbox(visible=False), None
         current = jobs.job(selected, visitor)
         progress = jobs.progress(current)
         key = [current.id, current.name, current.status, progress.step, str(progress.samples), current.message]

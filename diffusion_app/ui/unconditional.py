@@ -11,7 +11,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from .common import (how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
+from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .i18n import tr
 from .outputs import ThrottledProgress, is_preview, output_gallery, run_and_stop
@@ -87,7 +87,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         count=1, seed=3, random_seed=4, images_at=0), visitor_id)
     default = studio.catalog.default(UNCONDITIONAL)
     if default:
-        gr.Examples([[default, min(4, max_batch), 100, 42, False], [default, 1, 1000, 7, False]],
-                    inputs, label="Examples (bundled model, offline)")
+        examples([[default, min(4, max_batch), 100, 42, False], [default, 1, 1000, 7, False]],
+                 inputs, label="Examples (bundled model, offline)")
     return inputs
 
