@@ -21,9 +21,6 @@ from .i18n import error
 
 logger = logging.getLogger(__name__)
 
-# Low-resolution samples stay crisp when the browser scales them up.
-CSS = ".pixelated img { image-rendering: pixelated; }"
-
 # OpenMoji emoji (CC BY-SA 4.0) rendered at the bundled models' 32 px: pictures the tabs that start from an
 # image start from, shipped inside the package so a published Space has them too.
 EXAMPLES = Path(__file__).resolve().parent / "examples"

@@ -67,9 +67,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             grid = gr.Image(label="Samples (previews show the predicted clean images)", format="png", type="pil",
-                            elem_classes="pixelated", interactive=False)
+                            elem_classes="pixelated", interactive=False, height=480)
             report = gr.Markdown()
-            gallery = output_gallery("Individual samples", type="filepath", columns=8)
+            gallery = output_gallery("Individual samples", type="filepath", columns=6)
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 

@@ -52,9 +52,14 @@ class ThrottledProgress:
 
 
 def output_gallery(label: str, **options) -> gr.Gallery:
-    """A gallery of generated PNGs (parameters included) that nobody uploads into; small images stay crisp."""
+    """A gallery of generated PNGs (parameters included) that nobody uploads into.
+
+    Its cells keep the size `columns` gives them however few images there are (`fit_columns=False`), so one
+    64 px image is not stretched over the whole row and cropped; small images in them are shown whole at a
+    whole-number zoom (`pixel_zoom`).
+    """
     return gr.Gallery(**{"label": label, "format": "png", "interactive": False, "elem_classes": "pixelated",
-                         "object_fit": "contain", **options})
+                         "object_fit": "contain", "fit_columns": False, **options})
 
 
 def stopped_report(report: str | None, running: bool):
