@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 from gradio.context import LocalContext
 
 LOCALES = Path(__file__).parent / "locales"
@@ -71,6 +72,23 @@ PAGE_LANGUAGE_HEAD = """<script>
   new MutationObserver(remember).observe(document.documentElement, {attributes: true, attributeFilter: ["lang"]});
 })();
 </script>""" % LANGUAGE_COOKIE
+
+
+TOAST_TITLES = ("Error", "Warning", "Info", "Success")
+
+# Gradio's toasts are titled with their type, capitalised ("Error"), in English whatever the page's language
+# (gr.Error's `title` does not reach the toast in Gradio 6.31): retitle them in the page's language as they appear.
+TOAST_TITLES_HEAD = """<script>
+(() => {
+  const titles = %s;
+  const retitle = () => document.querySelectorAll(".toast-title").forEach((title) => {
+    const shown = (titles[document.documentElement.lang] || {})[title.textContent.trim()];
+    if (shown) title.textContent = shown;
+  });
+  new MutationObserver(retitle).observe(document.documentElement, {childList: true, subtree: true});
+})();
+</script>""" % json.dumps({language: {title: catalogue.texts[title] for title in TOAST_TITLES}
+                           for language, catalogue in CATALOGUES.items()}, ensure_ascii=False)
 
 
 def language_of(tag: str | None) -> str | None:
@@ -131,9 +149,8 @@ def tr(text: str) -> str:
 
 
 def error(message: str) -> gr.Error:
-    """A gr.Error for the visitor who asked, in their language, its title too: Gradio's toast says "Error" in
-    English whatever the page's language."""
-    return gr.Error(tr(message), title=tr("Error"))
+    """A gr.Error for the visitor who asked, in their language (its toast's title: TOAST_TITLES_HEAD)."""
+    return gr.Error(tr(message))
 
 
 def static_texts(app: gr.Blocks):
@@ -187,7 +204,8 @@ def translate_on_load(app: gr.Blocks) -> None:
         return ([type(chooser)(choices=[(tr(display), value) for display, value in chooser.choices])
                  for chooser in choosers]
                 + [gr.Dataset(headers=[tr(header) for header in table.headers]) for table in tables]
-                + [gr.Dataframe(headers=[tr(header) for header in frame.value["headers"]]) for frame in empty_frames]
+                + [gr.Dataframe(pd.DataFrame(columns=[tr(header) for header in frame.value["headers"]]))
+                   for frame in empty_frames]  # new headers alone leave the value's English ones showing
                 + [gr.Tab(label=tab.label) for tab in tabs])  # by now a translation key: the page translates it
 
     app.load(translated, None, outputs, api_visibility="private", show_progress="hidden", concurrency_limit=None)
