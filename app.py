@@ -14,8 +14,9 @@ from diffusion_app.service.jobs.manager import open_jobs
 from diffusion_app.service.startup import open_studio
 from diffusion_app.settings import Settings, add_cli_arguments
 from diffusion_app.ui import build_app
-from diffusion_app.ui.common import CSS
-from diffusion_app.ui.i18n import PAGE_LANGUAGE_HEAD, page_translations
+from diffusion_app.ui.colour_picker import COLOUR_PICKER_HEAD
+from diffusion_app.ui.pixel_zoom import PIXEL_ZOOM_HEAD
+from diffusion_app.ui.i18n import PAGE_LANGUAGE_HEAD, TOAST_TITLES_HEAD, page_translations
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,9 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(studio, open_jobs(studio))
     app.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency_limit)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C: running jobs checkpoint first
-    app.launch(server_name=settings.host, server_port=settings.port, share=settings.share, css=CSS,
+    app.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                mcp_server=settings.mcp_server, show_error=True, max_file_size=f"{settings.max_upload_mb}mb",
-               head=PAGE_LANGUAGE_HEAD, i18n=page_translations(app))
+               head=PAGE_LANGUAGE_HEAD + TOAST_TITLES_HEAD + PIXEL_ZOOM_HEAD + COLOUR_PICKER_HEAD,
+               i18n=page_translations(app))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ from safetensors import safe_open
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, build_catalog
 from diffusion_app.core.class_conditional import ClassConditionalPipeline
+from diffusion_app.hardware import CPU_FIRST_CLICK, GPU_FIRST_CLICK
 from diffusion_app.service.models.clip_models import LOCAL_WEIGHTS, ClipSpec
+from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
 from diffusion_app.service.generation.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.training.packaged_data import mnist_arrays
+from diffusion_app.ui.colour_guidance import DEFAULT_COLOUR
 from running_app import REPO_ROOT
 
 BUNDLED = REPO_ROOT / "models"
@@ -122,3 +125,18 @@ def test_emoji_t2i_vae_keeps_the_colours(emoji, colour):
         decoded = pipeline.vae.decode(pipeline.vae.encode(pipeline.image_processor.preprocess(image)).latent_dist.mean)
     assert dominant_colour(image) == colour
     assert dominant_colour(pipeline.image_processor.postprocess(decoded.sample)[0]) == colour
+
+
+@pytest.mark.parametrize("first_click", [CPU_FIRST_CLICK, GPU_FIRST_CLICK], ids=["cpu", "gpu"])
+def test_colour_guidance_default_tints_the_emoji_and_keeps_it(studio, first_click):
+    """At the tab's default scale and step count the guided emoji is nearer the target colour than the unguided
+    one with the same seed, and still the same drawing (a scale that paints flat tiles loses the structure)."""
+    request = SamplingRequest("openmoji", num_images=4, steps=first_click.guidance_steps, seed=3, scheduler="DDIM")
+    objective = ColourObjective(DEFAULT_COLOUR)
+    runs = [GuidedRun(studio, request, Guidance(scale), objective) for scale in (0.0, first_click.colour_guidance_scale)]
+    unguided, guided = [(list(run), run.images())[1] for run in runs]
+    assert objective.distance(guided) < objective.distance(unguided) - 0.03
+    grey = [[np.asarray(image.convert("L"), dtype=np.float32).ravel() for image in pair] for pair in zip(unguided, guided)]
+    correlations = [np.corrcoef(before, after)[0, 1] for before, after in grey]
+    # measured: 0.91-0.99 (CPU) and 0.75-0.96 (GPU) at the defaults; scale 12 at 25 steps drops two to 0.37, 0.55
+    assert min(correlations) > 0.7 and np.mean(correlations) > 0.8, correlations
