@@ -22,28 +22,24 @@ from ..service.studio import Studio
 VISITOR_STORAGE_KEY = "diffusion-studio-visitor"
 
 
-class VisitorState(gr.BrowserState):
+HISTORY_ID_API_INFO = {
+    "type": "string", "description": "the browser's history id (public servers; optional)",
+    "additional_description": "Leave it out. The page passes its browser's anonymous id so the History tab can "
+                              "show what that browser made; on a public server, images of calls without one are "
+                              "not kept."}
+
+
+def visitor_state() -> gr.BrowserState:
     """The browser's anonymous history id, described to API and MCP callers as one they may leave out.
 
     Plain BrowserState describes itself as any JSON (an empty type MCP clients reject as a schema) under the
-    label "parameter_N", so every endpoint's API page showed an unexplained `visitor_id=None`.
+    label "parameter_N", so every endpoint's API page showed an unexplained `visitor_id=None`. The instance is
+    adjusted rather than subclassed: Gradio writes a .pyi stub beside the module of every component subclass.
     """
-
-    def get_block_name(self) -> str:
-        return "browserstate"  # the page renders it as the BrowserState it is
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "name": "browserstate", "label": "History id"}
-
-    def api_info(self) -> dict:
-        return {"type": "string", "description": "the browser's history id (public servers; optional)",
-                "additional_description": "Leave it out. The page passes its browser's anonymous id so the History "
-                                          "tab can show what that browser made; on a public server, images of "
-                                          "calls without one are not kept."}
-
-
-def visitor_state() -> VisitorState:
-    return VisitorState(None, storage_key=VISITOR_STORAGE_KEY)
+    state = gr.BrowserState(None, storage_key=VISITOR_STORAGE_KEY)
+    state.api_info = lambda: HISTORY_ID_API_INFO
+    state.get_config = lambda: {**gr.BrowserState.get_config(state), "label": "History id"}
+    return state
 
 
 def give_visitor_an_id(app: gr.Blocks, visitor_id: gr.BrowserState) -> None:
