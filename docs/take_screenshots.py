@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import (button, chromium, gallery_images, open_page, open_tab, report_text, set_number,
+from browser import (button, chromium, gallery_images, open_page, open_tab, replace_text, report_text, set_number,
                      visible_panel)
 from running_app import running_app
 
@@ -59,13 +59,13 @@ def take_screenshots(driver, url: str, picture: Path) -> None:
     driver.save_screenshot(str(SCREENSHOTS / "colour_guidance.png"))
 
     panel = open_tab(driver, "CLIP guidance", "CLIP weights")
-    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea").send_keys("red heart")
+    replace_text(panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea"), "red heart")
     generate(driver, panel, lambda d: "cutouts ·" in panel.text
              and gallery_images(panel, "Samples (previews show the predicted clean images)"))
     driver.save_screenshot(str(SCREENSHOTS / "clip_guidance.png"))
 
     panel = open_tab(driver, "Text to image", "Negative prompt")
-    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea").send_keys("grinning face")
+    replace_text(panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Prompt']]//textarea"), "grinning face")
     set_number(panel, "Number of images", 4)
     generate(driver, panel, lambda d: "DPM++ 2M steps," in panel.text and gallery_images(panel, "Images"))
     driver.save_screenshot(str(SCREENSHOTS / "text2img.png"))
