@@ -11,6 +11,7 @@ through a queue, and ends the call as soon as the caller stops listening (Stop).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import queue
@@ -174,12 +175,18 @@ class TextToImageRun:
             "generator": [torch.Generator("cpu").manual_seed(seed) for seed in self.seeds],
         }
 
+    def watching_the_call(self):
+        """A context the pipeline call runs in, holding the pipeline lock: where a subclass installs what
+        records the call (attention_maps.py) and takes it out again."""
+        return contextlib.nullcontext()
+
     def _call_pipeline(self) -> None:
         request = self.request
         self._lock.acquire()  # for the whole call: the adapters and the tokenizer's settings are shared state
         try:
             apply_lora(self.studio, self.pipeline, request.lora, request.lora_weight)
-            output = self.pipeline(**self.call_arguments(), callback_on_step_end=self._on_step_end)
+            with self.watching_the_call():
+                output = self.pipeline(**self.call_arguments(), callback_on_step_end=self._on_step_end)
         except GenerationStopped as stopped:
             logger.info("stopped %s after %d of %d steps", request.model, self.steps_done, request.steps)
             self.pipeline.maybe_free_model_hooks()  # what the call does at its end: offloaded models go back
