@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..studio import Studio
 from .sampling import require_int
@@ -192,15 +191,3 @@ class AttentionMapRun(TextToImageRun):
         self.maps = [AttentionMap(token, {level: average[token.index] for level, average in averages.items()})
                      for token in self.tokens if token.role != "cut"]
 
-
-# A dark-to-bright colour ramp (black, purple, red, orange, pale yellow) for heat maps over an image.
-HEAT_COLOURS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32)
-
-
-def heat_overlay(image: Image.Image, heat: np.ndarray, opacity: float = 0.6) -> Image.Image:
-    """A heat map drawn over its image: the image shows through where the word did not attend."""
-    stops = np.linspace(0, 1, len(HEAT_COLOURS))
-    colours = np.stack([np.interp(heat, stops, HEAT_COLOURS[:, channel]) for channel in range(3)], axis=-1)
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    blended = base * (1 - opacity) + colours * opacity
-    return Image.fromarray(blended.round().clip(0, 255).astype(np.uint8))
