@@ -3,8 +3,8 @@
     python docs/take_screenshots.py
 
 Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on every generation tab
-(Text to image on the bundled emoji-t2i), noises a red disc on the Forward process tab, then shows the History
-and Models tabs, and saves docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese
+(Text to image on the bundled emoji-t2i), noises a red disc on the Forward process tab, maps
+the attention of "red apple", then shows the History and Models tabs, and saves docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese
 browser (unconditional_zh.png; Chromium needs a CJK font for it, e.g. Debian's fonts-noto-cjk).
 training.png is not retaken here: a training run long enough to show something takes hours on a CPU.
 """
@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import (button, chromium, gallery_images, open_page, open_tab, replace_text, report_text, set_number,
+from browser import (button, chromium, field, gallery_images, open_page, open_tab, replace_text, report_text, set_number,
                      visible_panel)
 from running_app import running_app
 
@@ -81,12 +81,23 @@ def take_screenshots(driver, url: str, picture: Path) -> None:
     WebDriverWait(driver, TIMEOUT).until(lambda d: len(gallery_images(panel, "x_t")) == 7)
     driver.save_screenshot(str(SCREENSHOTS / "forward_process.png"))
 
+    take_attention_maps_screenshot(driver)
+
     panel = open_tab(driver, "History", "Images, newest first")
     WebDriverWait(driver, TIMEOUT).until(lambda d: gallery_images(panel, "Images, newest first", first=4))
     driver.save_screenshot(str(SCREENSHOTS / "history.png"))
 
     open_tab(driver, "Models", "Loaded model")
     driver.save_screenshot(str(SCREENSHOTS / "models.png"))
+
+
+def take_attention_maps_screenshot(driver) -> None:
+    """"red apple", seed 6, on emoji-t2i: an apple (most seeds draw a heart), the apple's finest-level map on it."""
+    panel = open_tab(driver, "Attention maps", "UNet levels")
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Random seed']]//input").click()
+    replace_text(field(panel, "Seed"), "6")
+    generate(driver, panel, lambda d: "attention read at" in panel.text and gallery_images(panel, "Attention per token"))
+    driver.save_screenshot(str(SCREENSHOTS / "attention_maps.png"))
 
 
 def take_chinese_screenshot(url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import httpx
 import pytest
@@ -124,3 +125,23 @@ def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):
     panel.find_element(By.CSS_SELECTOR, upload).send_keys(str(png))
     WebDriverWait(page, 30).until(lambda d: prompt.get_attribute("value") == "a lighthouse at dawn, oil painting")
     assert "Settings read from the image" in panel.text
+
+
+def test_attention_maps_tab_shows_a_map_per_word_and_redraws_for_the_chosen_tokens(page):
+    panel = open_tab(page, "Attention maps", "UNet levels")
+    set_number(panel, "Steps", 4)
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "attention read at steps 1-4" in panel.text)
+    maps = WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Attention per token"))
+    assert len(maps) == 2 and "1: red" in panel.text and "2: apple" in panel.text  # the words, not start or end
+    assert "padding tokens fill the prompt" in panel.text and re.search(r"Seed \d+ · 4 DPM", panel.text)
+    levels = [label.find_element(By.TAG_NAME, "input") for label in panel.find_elements(By.TAG_NAME, "label")
+              if re.fullmatch(r"\d+x\d+", label.text.strip())]  # the UNet levels' tick boxes, "16x16"
+    assert levels and levels[0].is_selected()  # the finest level, chosen for the learner
+
+    panel.find_element(By.CSS_SELECTOR, "input[aria-label='Tokens']").click()
+    page.find_element(By.XPATH, "//li[@role='option'][@aria-label='0: <|startoftext|>']").click()
+    WebDriverWait(page, 20).until(lambda d: len(gallery_images(panel, "Attention per token")) == 3)
+    levels[0].click()  # no level left: a message, and the maps stay
+    WebDriverWait(page, 20).until(lambda d: "Choose at least one UNet level" in d.page_source)
+    assert len(gallery_images(panel, "Attention per token")) == 3

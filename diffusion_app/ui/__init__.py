@@ -6,7 +6,7 @@ import gradio as gr
 
 from ..service.jobs.manager import JobManager
 from ..service.studio import Studio
-from . import (clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image, models_panel,
+from . import (attention_maps, clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image, models_panel,
                text2img, training, unconditional)
 from .i18n import TranslatedBlocks, translate_on_load
 from .model_choices import refresh_model_choices
@@ -36,6 +36,8 @@ def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
                     tab_inputs[tab_id] = module.build_tab(studio, visitor_id)
             with gr.Tab("Forward process", id="forward-process"):
                 forward_process.build_tab(studio)
+            with gr.Tab("Attention maps", id="attention-maps"):
+                attention_maps.build_tab(studio)
             with gr.Tab("History", id="history") as history_tab:
                 history.build_tab(studio, visitor_id, tabs, tab_inputs,
                                   {tab_id: title for tab_id, (title, _) in GENERATION_TABS.items()}, history_tab)
