@@ -56,7 +56,13 @@ def visible_panel(driver):
 
 def open_tab(driver, name: str, showing: str):
     """Click a tab; its panel once it shows this text."""
-    driver.find_element(By.XPATH, f"//button[@role='tab'][normalize-space()='{name}']").click()
+    shown = driver.find_elements(By.XPATH, f"//button[@role='tab'][normalize-space()='{name}']")
+    if shown:
+        shown[0].click()
+    else:  # past the page's width, Gradio lists the last tabs under "More tabs"
+        driver.find_element(By.CSS_SELECTOR, ".overflow-menu button[aria-label='More tabs']").click()
+        driver.find_element(By.XPATH, f"//*[contains(@class,'overflow-dropdown')]//button[normalize-space()='{name}']"
+                            ).click()
     return WebDriverWait(driver, 10).until(
         lambda d: (panel := visible_panel(d)) is not None and showing in panel.text and panel)
 

@@ -26,6 +26,7 @@ TABS = {
     "Text to image": "Negative prompt",
     "Image to image": "Strength",
     "Forward process": "Noise schedule",
+    "Attention maps": "UNet levels",
     "History": "Images, newest first",
     "Training": "Batch size",
     "Models": "Loaded model",
@@ -33,7 +34,10 @@ TABS = {
 
 
 def tab_titles(driver) -> list[str]:
-    return [tab.text for tab in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")]
+    """The titles shown, then those Gradio lists under "More tabs" when the page is too narrow for all."""
+    shown = driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+    more = driver.find_elements(By.CSS_SELECTOR, ".overflow-dropdown button")
+    return [tab.text for tab in shown] + [tab.get_attribute("textContent").strip() for tab in more]
 
 
 def in_language(text: str, language: str | None) -> str:
