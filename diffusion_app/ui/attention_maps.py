@@ -140,8 +140,8 @@ def build_tab(studio: Studio) -> None:
                                      width=side, height=side, seed=chosen_seed(seed_value, use_random_seed),
                                      scheduler=scheduler_name)
         progress(0, desc=tr("Loading model"))
-        run = studio.start(AttentionMapRun, request, first_step=whole_number(first, "First step"),
-                           last_step=whole_number(last, "Last step"))
+        first_step_read, last_step_read = whole_number(first, "First step"), whole_number(last, "Last step")
+        run = studio.start(AttentionMapRun, request, first_step=first_step_read, last_step=last_step_read)
         for step in run:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             yield gr.skip(), tr(f"Step {step.index + 1}/{step.total} · {run.seconds:.1f} s"), *[gr.skip()] * 5
@@ -150,7 +150,8 @@ def build_tab(studio: Studio) -> None:
         chosen = [token_label(map_.token) for map_ in run.maps if map_.token.role == "word"]
         yield (run.images[0],
                tr(f"Seed {run.request.seed} · {request.steps} {request.scheduler} steps, CFG scale "
-                  f"{request.guidance_scale:g}, {side}x{side}, attention read at steps {first}-{last or request.steps}, in {run.seconds:.1f} s"),
+                  f"{request.guidance_scale:g}, {side}x{side}, attention read at steps "
+                  f"{first_step_read}-{last_step_read or request.steps}, in {run.seconds:.1f} s"),
                gr.Dropdown(choices=labels, value=chosen), gr.CheckboxGroup(choices=run.levels, value=run.levels[:1]),
                overlays(finished, chosen, run.levels[:1]), token_notes(run.tokens), finished)
 
