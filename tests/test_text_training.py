@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
-import time
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -22,6 +20,7 @@ from diffusion_app.service.generation.text2img import TextToImageRequest, genera
 from diffusion_app.settings import Settings
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.training.captions import match_captions, token_count
+from diffusion_app.training.checkpoints import ProgressLog
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.data import folder_items
 from diffusion_app.training.sources import read_items
@@ -102,20 +101,22 @@ def test_lora_lowers_the_loss_changes_the_images_and_weight_zero_is_the_base(tin
     assert np.array_equal(image(), base)
 
 
-def stop_at_step(output: Path, step: int) -> threading.Thread:
-    """SIGTERM to this process (the trainer runs in it) once the progress log reaches `step`, as Cancel does."""
-    def watch():
-        log = output / "progress.jsonl"
-        while not (log.exists() and any(record.get("step", 0) >= step and "loss" in record for record in progress(output))):
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGTERM)
+def stop_at_step(monkeypatch, step: int) -> None:
+    """SIGTERM to this process (the trainer runs in it) the moment the progress log records `step`, as Cancel
+    does; at a fixed step, so the test always stops where it means to (mid-epoch here)."""
+    write = ProgressLog.write
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    return watcher
+    def write_then_stop(log, **record):
+        write(log, **record)
+        if record.get("step") == step and "loss" in record:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(ProgressLog, "write", write_then_stop)
 
 
-def test_lora_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tiny_sd, squares, tmp_path):
+def test_lora_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tiny_sd, squares, tmp_path, monkeypatch):
+    """Stopped mid-epoch (8 images in batches of 4: step 3 is half way through the second epoch), with random
+    flips: the resumed run must flip the images the uninterrupted one did."""
     def run(output: Path) -> Path | None:
         return train(TrainingConfig(mode="lora", train_data_dir=str(squares), output_dir=str(output),
                                     pretrained_model=str(tiny_sd), resolution=64, max_train_steps=8,
@@ -123,8 +124,10 @@ def test_lora_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tiny_sd, squ
                                     **{**FAST, "use_ema": True}))
 
     straight = run(tmp_path / "straight")
-    stop_at_step(tmp_path / "interrupted", 3)
-    assert run(tmp_path / "interrupted") is None
+    with monkeypatch.context() as patch:
+        stop_at_step(patch, 3)
+        assert run(tmp_path / "interrupted") is None
+    assert (tmp_path / "interrupted" / "checkpoint-3").is_dir()
     checkpoint = next((tmp_path / "interrupted").glob("checkpoint-*"))
     assert sorted(path.name for path in checkpoint.glob("*lora*")) == ["unet_lora.safetensors"]
     assert not list(checkpoint.glob("model*.safetensors"))  # the frozen base is not in the checkpoint

@@ -86,7 +86,23 @@ def folder_items(folder: Path, caption_column: str = "text") -> TrainingItems:
     return TrainingItems(paths, labels, class_names, captions)
 
 
-class ImageDataset(torch.utils.data.Dataset):
+class EpochSeededDraws:
+    """Random crops and flips drawn from (seed, epoch, index) rather than the global RNG. accelerate's loader
+    fetches one batch ahead, so global draws made in a dataset land before the checkpoint that should follow
+    them, and a run resumed mid-epoch would flip different images than an uninterrupted one."""
+
+    seed = 0
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch."""
+        self.epoch = epoch
+
+    def draws_for(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) % 2**63)
+
+
+class ImageDataset(EpochSeededDraws, torch.utils.data.Dataset):
     """Training items as {"pixel_values": [-1, 1] CHW tensor, "class_labels": int, "captions": str}.
 
     Images are held in memory with their shorter side at `resolution`; each item is then cropped
@@ -95,7 +111,7 @@ class ImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, items: TrainingItems | Path, resolution: int, channels: int, center_crop: bool = True,
-                 random_flip: bool = False, class_conditional: bool | None = None):
+                 random_flip: bool = False, class_conditional: bool | None = None, seed: int = 0):
         if not isinstance(items, TrainingItems):
             items = folder_items(Path(items))
         labels, class_names = items.labels, items.class_names
@@ -112,21 +128,23 @@ class ImageDataset(torch.utils.data.Dataset):
         self.resolution = resolution
         self.center_crop = center_crop
         self.random_flip = random_flip
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
         image = self.images[index]
+        draws = self.draws_for(index)
         spare_x, spare_y = image.width - self.resolution, image.height - self.resolution
         if self.center_crop:
             left, top = spare_x // 2, spare_y // 2
         else:
-            left, top = (int(torch.randint(0, spare + 1, ())) for spare in (spare_x, spare_y))
+            left, top = (int(torch.randint(0, spare + 1, (), generator=draws)) for spare in (spare_x, spare_y))
         image = image.crop((left, top, left + self.resolution, top + self.resolution))
         pixels = torch.from_numpy(np.array(image, dtype=np.float32)) / 127.5 - 1
         pixels = pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        if self.random_flip and torch.rand(()) < 0.5:
+        if self.random_flip and torch.rand((), generator=draws) < 0.5:
             pixels = pixels.flip(-1)
         item = {"pixel_values": pixels}
         if self.labels is not None:

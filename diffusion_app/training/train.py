@@ -117,6 +117,8 @@ def train(config: TrainingConfig) -> Path | None:
         if global_step >= max_steps:
             break
         dataloader.set_epoch(epoch)
+        if hasattr(mode.dataset, "set_epoch"):  # accelerate passes it on only for some samplers
+            mode.dataset.set_epoch(epoch)
         batches = dataloader
         if epoch == first_epoch and batches_to_skip:
             batches = accelerator.skip_first_batches(dataloader, batches_to_skip)

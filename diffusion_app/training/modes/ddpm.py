@@ -85,7 +85,7 @@ class DDPMMode:
         self.config = config
         self.dataset = ImageDataset(read_items(config), config.resolution, config.channels,
                                     center_crop=config.center_crop, random_flip=config.random_flip,
-                                    class_conditional=config.class_conditional)
+                                    class_conditional=config.class_conditional, seed=config.seed)
         self.class_names = self.dataset.class_names
         self.model, self.noise_scheduler = load_model(config, len(self.class_names) if self.class_names else None)
 

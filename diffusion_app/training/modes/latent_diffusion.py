@@ -19,7 +19,7 @@ from diffusers.training_utils import compute_snr
 
 from ...core.grid import image_grid
 from ..config import TrainingConfig
-from ..data import ImageDataset
+from ..data import EpochSeededDraws, ImageDataset
 from ..sources import read_items
 from .ddpm import diffusion_target
 
@@ -44,18 +44,19 @@ def weight_dtype(accelerator) -> torch.dtype:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
 
 
-class CachedLatents(torch.utils.data.Dataset):
+class CachedLatents(EpochSeededDraws, torch.utils.data.Dataset):
     """Per image: its latent distribution (mean, std; also of the flipped image) and its caption's index."""
 
-    def __init__(self, mean, std, flipped_mean, flipped_std, caption_ids: torch.Tensor):
+    def __init__(self, mean, std, flipped_mean, flipped_std, caption_ids: torch.Tensor, seed: int):
         self.mean, self.std, self.flipped_mean, self.flipped_std = mean, std, flipped_mean, flipped_std
         self.caption_ids = caption_ids
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.caption_ids)
 
     def __getitem__(self, index: int) -> dict:
-        flip = self.flipped_mean is not None and torch.rand(()) < 0.5
+        flip = self.flipped_mean is not None and torch.rand((), generator=self.draws_for(index)) < 0.5
         mean, std = (self.flipped_mean, self.flipped_std) if flip else (self.mean, self.std)
         return {"latent_mean": mean[index], "latent_std": std[index], "caption_ids": self.caption_ids[index]}
 
@@ -80,7 +81,7 @@ class LatentDiffusionData:
         flipped_mean = flipped_std = None
         if config.random_flip:
             flipped_mean, flipped_std = self.encode_images(base.vae, images, True, device)
-        self.dataset = CachedLatents(mean, std, flipped_mean, flipped_std, caption_ids)
+        self.dataset = CachedLatents(mean, std, flipped_mean, flipped_std, caption_ids, config.seed)
         self.scaling_factor = base.vae.config.scaling_factor
 
     @torch.no_grad()

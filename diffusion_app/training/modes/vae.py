@@ -58,7 +58,7 @@ class VAEMode:
     def __init__(self, config: TrainingConfig, accelerator: Accelerator):
         self.config = config
         self.dataset = ImageDataset(read_items(config), config.resolution, config.channels,
-                                    center_crop=config.center_crop, random_flip=config.random_flip)
+                                    center_crop=config.center_crop, random_flip=config.random_flip, seed=config.seed)
         self.teacher = None
         if config.vae_latents_from:
             self.teacher = AutoencoderKL.from_pretrained(config.vae_latents_from, torch_dtype=torch.float32)
