@@ -9,6 +9,7 @@ from typing import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -119,3 +120,14 @@ def field(panel, label: str):
 def replace_text(element, text: str) -> None:
     element.send_keys(Keys.CONTROL, "a")
     element.send_keys(text, Keys.TAB)
+
+
+def wait_for_job_end(driver, panel, name: str, timeout: float) -> None:
+    """Wait until the jobs panel shows `name` ended, and fail with what it shows unless it finished: a failed
+    job says so at once instead of timing out, and a timeout shows where the job stood."""
+    ends = [f"{name}: {state}" for state in ("finished", "failed", "cancelled", "interrupted")]
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: any(end in panel.text for end in ends))
+    except TimeoutException:
+        raise AssertionError(f"{name} did not end within {timeout} s; the panel shows:\n{panel.text}") from None
+    assert f"{name}: finished" in panel.text, panel.text

@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import (button, choose_option, field, gallery_images, open_page, open_tab, replace_text, report_text,
-                     set_number)
+                     set_number, wait_for_job_end)
 from test_browser import GENERATION_TIMEOUT, driver  # noqa: F401 (driver: the module-scoped browser fixture)
 from running_app import running_app
 from text_training_data import squares_folder
@@ -45,7 +45,7 @@ def test_upload_a_folder_train_and_generate_from_the_new_model(driver, server_ur
     replace_text(field(panel, "Steps or epochs"), "6")
     button(panel, "Start training").click()
     WebDriverWait(driver, 30).until(lambda d: f"{MODEL_NAME} is queued" in panel.text.replace("\\", ""))
-    WebDriverWait(driver, TRAINING_TIMEOUT).until(lambda d: f"{MODEL_NAME}: finished" in panel.text)
+    wait_for_job_end(driver, panel, MODEL_NAME, TRAINING_TIMEOUT)
     WebDriverWait(driver, 30).until(lambda d: panel.find_elements(
         By.XPATH, ".//img[contains(@src, 'step-0000006')]"))
     assert "step 6/6" in panel.text
@@ -84,7 +84,7 @@ def test_upload_captions_train_a_lora_and_generate_with_it(driver, server_url, c
     replace_text(field(panel, "Steps or epochs"), "4")
     button(panel, "Start training").click()
     WebDriverWait(driver, 30).until(lambda d: f"{LORA_NAME} is queued" in panel.text.replace("\\", ""))
-    WebDriverWait(driver, TRAINING_TIMEOUT).until(lambda d: f"{LORA_NAME}: finished" in panel.text)
+    wait_for_job_end(driver, panel, LORA_NAME, TRAINING_TIMEOUT)
     assert "LoRA list" in panel.text
 
     panel = open_tab(driver, "Text to image", "Negative prompt")
