@@ -27,6 +27,18 @@ PIPELINE_KINDS = {
 
 
 @dataclass(frozen=True)
+class FewStepSampling:
+    """How a distilled (LCM) LoRA samples: its sampler, steps and CFG scale (1: the guidance is distilled in)."""
+    sampler: str
+    steps: int
+    guidance_scale: float
+
+
+SAMPLER_NAMES = {"LCMScheduler": "LCM", "TCDScheduler": "TCD"}  # lora.json's scheduler class -> the tab's sampler
+LCM_SAMPLING = FewStepSampling("LCM", 4, 1.0)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     source: str
@@ -35,6 +47,7 @@ class ModelEntry:
     class_names: tuple[str, ...] = ()  # class-conditional models only
     base_model: str | None = None  # LoRA adapters only: the source of the model they were trained on
     owner: str | None = None  # trained by a public server's visitor, and theirs alone to list and use
+    few_step: FewStepSampling | None = None  # LoRAs distilled for few-step sampling (LCM-LoRA) only
 
     @property
     def is_local(self) -> bool:
@@ -44,7 +57,8 @@ class ModelEntry:
         """True when loading needs no network: a local folder, or a hub id already in the HF cache."""
         if self.is_local:
             return any((Path(self.source) / name).is_file() for name in ("model_index.json", LORA_FILE))
-        return isinstance(try_to_load_from_cache(self.source, "model_index.json"), str)
+        index = "pytorch_lora_weights.safetensors" if self.kind == LORA else "model_index.json"
+        return isinstance(try_to_load_from_cache(self.source, index), str)
 
 
 HUB_MODELS = (
@@ -53,6 +67,9 @@ HUB_MODELS = (
     ModelEntry("google/ddpm-celebahq-256", "google/ddpm-celebahq-256", UNCONDITIONAL, "CelebA-HQ faces, 256x256"),
     ModelEntry("stable-diffusion-v1-5/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                TEXT_TO_IMAGE, "Stable Diffusion 1.5, 512x512 (about 5 GB to download)"),
+    ModelEntry("latent-consistency/lcm-lora-sdv1-5", "latent-consistency/lcm-lora-sdv1-5", LORA,
+               "LCM-LoRA for Stable Diffusion 1.5: 4 steps at CFG 1 (about 135 MB to download)",
+               base_model="stable-diffusion-v1-5/stable-diffusion-v1-5", few_step=LCM_SAMPLING),
 )
 HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -111,6 +128,10 @@ class Catalog:
     def names(self, kind: str | None = None) -> list[str]:
         return [e.name for e in self.entries(kind)]
 
+    def few_step_loras(self, base_source: str) -> list[ModelEntry]:
+        """The distilled LoRAs trained on this model (its catalog source), local ones first."""
+        return [entry for entry in self.entries(LORA) if entry.few_step and entry.base_model == base_source]
+
     def default(self, kind: str) -> str | None:
         """The first model of this kind that loads offline, else the first of the kind."""
         entries = self.entries(kind)
@@ -122,8 +143,18 @@ class Catalog:
 def entry_from_folder(folder: Path, name: str | None = None) -> ModelEntry | None:
     """Describe a save_pretrained pipeline folder or a LoRA folder, or None when it is neither."""
     if (folder / LORA_FILE).is_file():
-        base = json.loads((folder / LORA_FILE).read_text()).get("base_model")
-        return ModelEntry(name or folder.name, str(folder.resolve()), LORA, f"LoRA for {base}", base_model=base)
+        described = json.loads((folder / LORA_FILE).read_text())
+        base = described.get("base_model")
+        if base and base.startswith("../") and (folder / base).is_dir():  # bundled beside its base in models/
+            base = str((folder / base).resolve())
+        distilled = described.get("distilled")
+        few_step = None
+        if distilled and distilled.get("scheduler") in SAMPLER_NAMES:
+            few_step = FewStepSampling(SAMPLER_NAMES[distilled["scheduler"]], int(distilled["num_inference_steps"]),
+                                       float(distilled["guidance_scale"]))
+        kind_of_lora = f"{few_step.sampler}-LoRA" if few_step else "LoRA"
+        return ModelEntry(name or folder.name, str(folder.resolve()), LORA, f"{kind_of_lora} for {base}",
+                          base_model=base, few_step=few_step)
     index = folder / "model_index.json"
     if not index.is_file():
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -13,21 +14,32 @@ from diffusion_app.demo_model import build_class_conditional_pipeline, build_ddp
 from diffusion_app.service.studio import Studio
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline
 from diffusion_app.settings import Settings
+from diffusion_app.training.config import TrainingConfig
+from diffusion_app.training.train import train
 from running_app import running_app
+from text_training_data import squares_folder
 
 TINY_MODEL = "tiny-ddpm"
 TINY_SD_MODEL = "tiny-sd"
+TINY_LCM_LORA = "tiny-sd-lcm"
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """Tiny pipelines: unconditional RGB 16x16 and grayscale 8x8, class-conditional digits 8x8, Stable Diffusion."""
+    """Tiny pipelines: unconditional RGB 16x16 and grayscale 8x8, class-conditional digits 8x8, Stable Diffusion,
+    and an LCM-LoRA distilled from that Stable Diffusion for two steps (enough to list and apply, not to draw)."""
     folder = tmp_path_factory.mktemp("models")
     build_ddpm_pipeline(folder / TINY_MODEL, sample_size=16, block_out_channels=(8, 16), seed=0)
     build_ddpm_pipeline(folder / "tiny-gray", sample_size=8, channels=1, block_out_channels=(8, 16), seed=1)
     build_class_conditional_pipeline(folder / "tiny-digits", [str(d) for d in range(10)], sample_size=8,
                                      channels=1, block_out_channels=(8, 16), seed=2)
     build_tiny_sd_pipeline(folder / TINY_SD_MODEL, seed=3)
+    work = tmp_path_factory.mktemp("lcm")
+    lora = train(TrainingConfig(mode="lcm-lora", train_data_dir=str(squares_folder(work / "data", count=4, size=64)),
+                                output_dir=str(work / "run"), pretrained_model=str(folder / TINY_SD_MODEL),
+                                resolution=64, max_train_steps=2, train_batch_size=4, learning_rate=1e-2,
+                                lr_warmup_steps=0, use_ema=False, save_images_steps=0, num_sample_images=1))
+    shutil.move(lora, folder / TINY_LCM_LORA)
     return folder
 
 

@@ -127,6 +127,22 @@ def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):
     assert "Settings read from the image" in panel.text
 
 
+def test_text2img_fast_sets_up_the_models_lcm_lora_and_generates_in_its_steps(page):
+    panel = open_tab(page, "Text to image", "CFG scale")
+    button(panel, "Fast: LCM-LoRA, 4 steps").click()
+    WebDriverWait(page, 30).until(lambda d: "tiny-sd-lcm is an LCM-LoRA" in panel.text)
+
+    def number(label):
+        return panel.find_element(By.CSS_SELECTOR, f"input[aria-label='number input for {label}']").get_attribute("value")
+
+    assert (number("Steps"), number("CFG scale"), number("LoRA weight")) == ("4", "1", "1")
+    for label, value in (("Width", 64), ("Height", 64)):
+        set_number(panel, label, value)
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "4 LCM steps, CFG scale 1" in panel.text)
+    assert "LoRA tiny-sd-lcm at 1" in panel.text
+
+
 def test_attention_maps_tab_shows_a_map_per_word_and_redraws_for_the_chosen_tokens(page):
     panel = open_tab(page, "Attention maps", "UNet levels")
     set_number(panel, "Steps", 4)

@@ -14,7 +14,7 @@ from diffusion_app.service.generation.text2img import TextToImageRequest, genera
 from diffusion_app.settings import Settings
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.train import train
-from conftest import TINY_SD_MODEL
+from conftest import TINY_LCM_LORA, TINY_SD_MODEL
 from text_training_data import squares_folder
 
 
@@ -47,7 +47,9 @@ def request(**changes) -> TextToImageRequest:
 def test_finished_loras_are_listed_with_their_base(lora_studio, models_dir):
     entry = lora_studio.catalog.get("squares-a")
     assert entry.kind == LORA and entry.base_model == str((models_dir / TINY_SD_MODEL).resolve())
-    assert set(lora_studio.catalog.names(LORA)) == {"squares-a", "squares-b"}
+    trained_here = {"squares-a", "squares-b"}
+    already_there = {TINY_LCM_LORA, "latent-consistency/lcm-lora-sdv1-5"}  # the fixtures' and the hub's
+    assert set(lora_studio.catalog.names(LORA)) == trained_here | already_there
 
 
 def test_a_lora_changes_the_images_weight_zero_is_the_base_and_nothing_reloads(lora_studio):

@@ -5,6 +5,7 @@
     python -m diffusion_app bundle emoji-clip  (the same emoji at 64 px, captioned with their names)
     python -m diffusion_app bundle emoji-t2i   (text to image on those captions: a VAE, emoji-clip's text
                                                 tower, a UNet; see emoji_t2i.py)
+    python -m diffusion_app bundle emoji-t2i-lcm  (emoji-t2i distilled to 4 steps: an LCM-LoRA)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from ..hardware import default_mixed_precision
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
-from .emoji_t2i import build_emoji_t2i
+from .emoji_t2i import build_emoji_t2i, build_emoji_t2i_lcm
 from .packaged_data import OPENMOJI_ATTRIBUTION, build_dataset_once, build_mnist_folder, build_openmoji_folder
 from .train import train
 
@@ -60,7 +61,7 @@ RECIPES = {
 }
 
 
-BUNDLED_MODELS = [*RECIPES, "emoji-t2i"]
+BUNDLED_MODELS = [*RECIPES, "emoji-t2i", "emoji-t2i-lcm"]
 
 
 def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides) -> Path:
@@ -74,6 +75,8 @@ def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides
         raise ValueError(f"Unknown bundled model {name!r}; choose one of {', '.join(BUNDLED_MODELS)}.")
     if name == "emoji-t2i":
         return build_emoji_t2i(work_dir, models_dir, **overrides)
+    if name == "emoji-t2i-lcm":
+        return build_emoji_t2i_lcm(work_dir, models_dir, **overrides)
     recipe = RECIPES[name]
     dataset = build_dataset_once(work_dir / name / "dataset", recipe.build_dataset)
     config = replace(recipe.config, train_data_dir=str(dataset / recipe.data_subfolder),

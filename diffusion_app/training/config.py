@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODES = ("ddpm", "text-to-image", "lora", "clip", "vae")
+MODES = ("ddpm", "text-to-image", "lora", "lcm-lora", "clip", "vae")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -74,6 +74,12 @@ class TrainingConfig:
     train_text_encoder: bool = False  # LoRA: adapters on the text encoder's attention too
     validation_prompts: list[str] = field(default_factory=list)  # sample grids; default: the first captions
     validation_guidance_scale: float = 5.0
+    # Latent consistency distillation into a LoRA (mode "lcm-lora", modes/lcm_lora.py): the teacher's DDIM solver
+    # takes lcm_solver_steps steps; its guidance scale is drawn from [lcm_guidance_min, lcm_guidance_max].
+    lcm_solver_steps: int = 50
+    lcm_guidance_min: float = 3.0
+    lcm_guidance_max: float = 8.0
+    huber_c: float = 0.001  # the pseudo-Huber loss's width; the LCM paper's choice
     # CLIP (mode "clip"): an open_clip model config JSON; cutouts per image and step.
     clip_config: str | None = None
     clip_cutouts: int = 2
@@ -114,11 +120,16 @@ class TrainingConfig:
         checks = [
             (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}."),
             (bool(self.train_data_dir) or bool(self.dataset_name), "Give train_data_dir or dataset_name."),
-            (self.mode not in ("text-to-image", "lora") or bool(self.pretrained_model),
+            (self.mode not in ("text-to-image", "lora", "lcm-lora") or bool(self.pretrained_model),
              f"mode {self.mode!r} needs pretrained_model: the Stable Diffusion pipeline whose VAE and text encoder "
              "it trains against."),
             (0 <= self.caption_dropout_prob < 1, "caption_dropout_prob must be at least 0 and below 1."),
             (self.lora_rank >= 1 and self.lora_alpha >= 1, "lora_rank and lora_alpha must be at least 1."),
+            (self.mode != "lcm-lora" or not self.train_text_encoder,
+             "mode 'lcm-lora' distils the UNet only: set train_text_encoder to false."),
+            (1 <= self.lcm_guidance_min <= self.lcm_guidance_max,
+             "lcm_guidance_min must be at least 1 and at most lcm_guidance_max."),
+            (self.lcm_solver_steps >= 2, "lcm_solver_steps must be at least 2."),
             (self.snr_gamma is None or self.snr_gamma > 0, "snr_gamma must be positive."),
             (self.mode != "clip" or bool(self.clip_config), "mode 'clip' needs clip_config, an open_clip config JSON."),
             (not self.vae_latents_from or (self.mode == "vae" and not self.pretrained_model),

@@ -125,7 +125,7 @@ def build_tab(studio: Studio) -> None:
             model_name: a text-to-image catalog model, a hub repo id (owner/name) or a local diffusers folder.
             prompt_text: what to draw; each of its tokens gets a map.
             negative_text: what to steer away from (used when the CFG scale is above 1).
-            scheduler_name: DPM++ 2M, Euler a, Euler, DDIM, PNDM or UniPC.
+            scheduler_name: DPM++ 2M, Euler a, Euler, DDIM, PNDM, UniPC, or LCM and TCD (few-step LoRAs).
             step_count: denoising steps, 1-150.
             cfg: classifier-free guidance scale, 1-30 (1 turns it off).
             first: the first step whose attention is read, from 1.

@@ -16,6 +16,7 @@ from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE,
                                            TextToImageRequest, TextToImageRun, request_fields_from_png)
 from .common import (examples, chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
+from .few_step import wire_few_step
 from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
@@ -99,6 +100,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                 lora_weight = gr.Slider(0, MAX_LORA_WEIGHT, value=1.0, step=0.05, label="LoRA weight",
                                         info="0 gives exactly the model's own images.")
             with gr.Row():
+                fast = gr.Button("Fast: LCM-LoRA, 4 steps", size="sm", scale=0)
+                few_step_note = gr.Markdown()
+            with gr.Row():
                 num_images = gr.Slider(1, max_batch, value=1, step=1, precision=0, label="Number of images")
                 preview_every = gr.Slider(1, 50, value=5, step=1, precision=0, label="Preview every k steps",
                                           info="Approximated from the latents, without the VAE.")
@@ -128,7 +132,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             model_name: a text-to-image catalog model, a hub repo id (owner/name) or a local diffusers folder.
             prompt_text: what to draw (CLIP reads 77 tokens; longer prompts are truncated and reported).
             negative_text: what to steer away from (used when the CFG scale is above 1).
-            scheduler_name: DPM++ 2M, Euler a, Euler, DDIM, PNDM or UniPC.
+            scheduler_name: DPM++ 2M, Euler a, Euler, DDIM, PNDM, UniPC, or LCM and TCD (few-step LoRAs).
             step_count: denoising steps, 1-150.
             cfg: classifier-free guidance scale, 1-30 (1 turns it off).
             image_width: width in pixels, a multiple of 8 from 64 to 2048.
@@ -194,6 +198,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         return chosen_side, chosen_side
 
     model.change(show_status, model, status, api_visibility="private")
+    wire_few_step(studio, fast, few_step_note, model, lora, scheduler, steps, guidance, lora_weight)
     # Only when the visitor picks a model: a model set by reading a PNG comes with that image's own size.
     model.input(show_native_size, model, [width, height], api_visibility="private")
     # The LoRA and its weight come last, so that API calls written before they existed still work.

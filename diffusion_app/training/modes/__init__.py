@@ -22,6 +22,7 @@ MODES = {
     "ddpm": ("ddpm", "DDPMMode"),
     "text-to-image": ("text_to_image", "TextToImageMode"),
     "lora": ("lora", "LoraMode"),
+    "lcm-lora": ("lcm_lora", "LcmLoraMode"),
     "clip": ("clip", "ClipMode"),
     "vae": ("vae", "VAEMode"),
 }

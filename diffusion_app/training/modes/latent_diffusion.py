@@ -132,12 +132,13 @@ def latent_diffusion_loss(unet, noise_scheduler: DDPMScheduler, latents: torch.T
     return (per_sample * weights).mean()
 
 
-def sample_grid(config: TrainingConfig, base: StableDiffusionPipeline, unet, text_encoder, prompts: list[str]):
-    """Fixed-seed DDIM samples of the validation prompts, one row per prompt."""
+def sample_grid(config: TrainingConfig, base: StableDiffusionPipeline, unet, text_encoder, prompts: list[str],
+                scheduler=None):
+    """Fixed-seed samples of the validation prompts, one row per prompt: DDIM unless another scheduler is given."""
     prompts = (config.validation_prompts or prompts)[:SAMPLE_PROMPTS]
     per_prompt = max(1, config.num_sample_images // len(prompts))
     pipeline = StableDiffusionPipeline(vae=base.vae, text_encoder=text_encoder, tokenizer=base.tokenizer, unet=unet,
-                                       scheduler=DDIMScheduler.from_config(base.scheduler.config),
+                                       scheduler=scheduler or DDIMScheduler.from_config(base.scheduler.config),
                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipeline.set_progress_bar_config(disable=True)
     images = []

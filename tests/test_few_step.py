@@ -1,0 +1,60 @@
+"""Few-step sampling: the LCM and TCD samplers, LCM-LoRAs distilled by the trainer (mode lcm-lora) and listed
+with their settings, and the Text to image tab's Fast preset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_LCM_LORA, TINY_SD_MODEL, TINY_MODEL
+from diffusion_app.catalog import LCM_SAMPLING, LORA
+from diffusion_app.service.generation.text2img import TextToImageRequest, generate
+from diffusion_app.training.modes.lcm_lora import boundary_scalings, clean_and_noise
+from diffusion_app.ui.few_step import fast_preset, settings_for_lora
+
+
+def test_an_lcm_lora_is_listed_for_its_base_with_the_settings_it_samples_with(studio, models_dir):
+    entry = studio.catalog.get(TINY_LCM_LORA)
+    assert entry.kind == LORA and entry.few_step == LCM_SAMPLING
+    assert entry.base_model == studio.catalog.get(TINY_SD_MODEL).source
+    assert studio.catalog.few_step_loras(entry.base_model) == [entry]
+
+
+@pytest.mark.parametrize("sampler", ["LCM", "TCD"])
+def test_the_lcm_lora_changes_what_the_few_step_samplers_draw(studio, sampler):
+    def image(weight: float) -> np.ndarray:
+        request = TextToImageRequest(model=TINY_SD_MODEL, prompt="a red square", steps=4, guidance_scale=1.0,
+                                     width=64, height=64, seed=3, scheduler=sampler, lora=TINY_LCM_LORA,
+                                     lora_weight=weight)
+        images, run = generate(studio, request)
+        assert type(run.pipeline.scheduler).__name__ == f"{sampler}Scheduler"
+        return np.asarray(images[0], dtype=np.float32)
+
+    base = image(0.0)
+    assert np.abs(image(1.0) - base).mean() > 0.5
+    assert np.array_equal(image(0.0), base)
+
+
+def test_choosing_an_lcm_lora_switches_to_its_settings_and_another_lora_changes_nothing(studio):
+    *settings, note = settings_for_lora(studio, TINY_LCM_LORA)
+    assert settings == ["LCM", 4, 1.0, 1.0] and "is an LCM-LoRA" in note
+    assert settings_for_lora(studio, "")[-1] == ""
+
+
+def test_fast_picks_the_models_lcm_lora_or_says_there_is_none(studio):
+    assert fast_preset(studio, TINY_SD_MODEL)[:5] == [TINY_LCM_LORA, "LCM", 4, 1.0, 1.0]
+    assert "has no LCM-LoRA yet" in fast_preset(studio, TINY_MODEL)[-1]
+
+
+def test_the_consistency_parametrisation_is_the_identity_at_time_zero_and_recovers_the_clean_latent():
+    c_skip, c_out = boundary_scalings(torch.tensor([0, 999]))
+    assert (c_skip[0].item(), c_out[0].item()) == (1.0, 0.0) and c_skip[1].item() < 1e-4
+    generator = torch.Generator().manual_seed(0)
+    clean, noise = torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 4, 8, 8, generator=generator)
+    alpha_bar = torch.tensor([0.9, 0.2]).view(-1, 1, 1, 1)
+    noisy = alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
+    velocity = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * clean
+    for prediction_type, output in (("epsilon", noise), ("v_prediction", velocity)):
+        recovered_clean, recovered_noise = clean_and_noise(output, noisy, alpha_bar, prediction_type)
+        assert torch.allclose(recovered_clean, clean, atol=1e-5) and torch.allclose(recovered_noise, noise, atol=1e-5)
