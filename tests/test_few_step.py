@@ -3,11 +3,17 @@ with their settings, and the Text to image tab's Fast preset."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import TINY_LCM_LORA, TINY_SD_MODEL, TINY_MODEL
+from diffusion_app.service.jobs.manager import FINISHED, JobManager
+from diffusion_app.service.jobs.options import LCM_LORA, presets
+from test_jobs import wait_for_status
+from text_training_data import squares_folder
 from diffusion_app.catalog import LCM_SAMPLING, LORA
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from diffusion_app.training.modes.lcm_lora import boundary_scalings, clean_and_noise
@@ -58,3 +64,22 @@ def test_the_consistency_parametrisation_is_the_identity_at_time_zero_and_recove
     for prediction_type, output in (("epsilon", noise), ("v_prediction", velocity)):
         recovered_clean, recovered_noise = clean_and_noise(output, noisy, alpha_bar, prediction_type)
         assert torch.allclose(recovered_clean, clean, atol=1e-5) and torch.allclose(recovered_noise, noise, atol=1e-5)
+
+
+def test_an_lcm_distillation_job_lists_an_lcm_lora_for_its_base(studio, tmp_path):
+    manager = JobManager(studio).start()
+    try:
+        preset = presets("cpu")["LCM distillation, quick test"]
+        assert preset.kind == LCM_LORA
+        options = replace(preset, name="my-lcm", steps=2, resolution=64, instance_prompt="a photo",
+                          base_model=TINY_SD_MODEL, sample_every=0)
+        images = sorted(path for path in squares_folder(tmp_path / "squares", count=4, size=64).iterdir()
+                        if path.suffix == ".png")
+        upload_id, _ = manager.uploads.inspect(images, [path.name for path in images])
+        job = manager.submit(upload_id, options)
+        wait_for_status(manager, job.id, FINISHED)
+    finally:
+        manager.close()
+    entry = studio.catalog.get("my-lcm")
+    assert entry.few_step == LCM_SAMPLING and entry.base_model == studio.catalog.get(TINY_SD_MODEL).source
+    assert fast_preset(studio, TINY_SD_MODEL)[0] in {TINY_LCM_LORA, "my-lcm"}

@@ -11,8 +11,8 @@ from ..catalog import TEXT_TO_IMAGE as TEXT_TO_IMAGE_MODELS
 from ..catalog import UNCONDITIONAL
 from ..hardware import mixed_precision_help
 from ..service.jobs.manager import JobManager
-from ..service.jobs.options import (DDPM, KINDS, LORA, MAX_LORA_RANK, MAX_RESOLUTION, MIN_RESOLUTION, MODEL_SIZES,
-                                    TEXT_KINDS, TEXT_TO_IMAGE, JobOptions, presets)
+from ..service.jobs.options import (DDPM, KINDS, LCM_LORA, LORA, MAX_LORA_RANK, MAX_RESOLUTION, MIN_RESOLUTION,
+                                    MODEL_SIZES, TEXT_KINDS, TEXT_TO_IMAGE, JobOptions, presets)
 from ..service.studio import Studio
 from ..settings import Settings
 from ..training.config import MIXED_PRECISION
@@ -24,7 +24,7 @@ from .visitor import current_visitor
 
 FROM_SCRATCH, FINE_TUNE = "From scratch", "Fine-tune a model"
 STEPS, EPOCHS = "steps", "epochs"
-KIND_LABELS = {DDPM: "Image model", TEXT_TO_IMAGE: "Text to image", LORA: "LoRA"}
+KIND_LABELS = {DDPM: "Image model", TEXT_TO_IMAGE: "Text to image", LORA: "LoRA", LCM_LORA: "LCM distillation"}
 
 
 @dataclass

@@ -8,6 +8,7 @@ import time
 
 from ..catalog import CLASS_CONDITIONAL, LORA, TEXT_TO_IMAGE, UNCONDITIONAL
 from ..service.jobs.manager import FINISHED, QUEUED, RUNNING, JobManager
+from ..service.jobs.options import LORA_KINDS
 from ..training.captions import CLIP_CONTEXT
 from ..training.dataset_report import DatasetReport
 from .i18n import tr
@@ -120,12 +121,13 @@ def status_html(jobs: JobManager, job) -> str:
     size = f"{job.config['resolution']}x{job.config['resolution']}"
     if job.config["pretrained_model"]:
         base = html.escape(job.config["pretrained_model"])
-        size += tr(f", LoRA on {base}" if job.config.get("mode") == "lora" else f", from {base}")
+        size += tr(f", LoRA on {base}" if job.config.get("mode") in LORA_KINDS else f", from {base}")
     lines.append(tr(f"{dataset['images']} images from {html.escape(dataset['source'])}{classes}; {size}"))
     if job.message:
         lines.append(html.escape(tr(job.message)))
     if job.status == FINISHED:
-        kind = {"lora": LORA, "text-to-image": TEXT_TO_IMAGE}.get(job.config.get("mode"), UNCONDITIONAL)
+        kind = LORA if job.config.get("mode") in LORA_KINDS else {"text-to-image": TEXT_TO_IMAGE}.get(
+            job.config.get("mode"), UNCONDITIONAL)
         kind = CLASS_CONDITIONAL if dataset.get("classes") else kind
         name, tabs = html.escape(job.name), KIND_TABS[kind]
         lines.append(tr(f"The model <b>{name}</b> is in the {tabs} tabs' LoRA list." if kind == LORA else

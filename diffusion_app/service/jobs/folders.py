@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...training.checkpoints import checkpoint_step, latest_checkpoint
+from .options import LORA_KINDS
 from .options import OUTPUT_FOLDER
 from .progress import JobProgress, read_progress
 from .store import Job
@@ -28,7 +29,7 @@ class JobFolders:
 
     def pipeline_folder(self, job: Job) -> Path:
         """The finished model's folder: `pipeline/` (a diffusers pipeline) or `lora/` (LoRA adapters)."""
-        folder = "lora" if job.config.get("mode") == "lora" else "pipeline"
+        folder = "lora" if job.config.get("mode") in LORA_KINDS else "pipeline"
         return (self.folder(job.id) / OUTPUT_FOLDER / folder).resolve()
 
     def progress(self, job: Job) -> JobProgress:

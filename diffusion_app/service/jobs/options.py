@@ -10,14 +10,16 @@ from ...hardware import default_mixed_precision
 from ...training.config import MIXED_PRECISION, TrainingConfig
 
 # What a job trains: the trainer's mode.
-DDPM, TEXT_TO_IMAGE, LORA = "ddpm", "text-to-image", "lora"
+DDPM, TEXT_TO_IMAGE, LORA, LCM_LORA = "ddpm", "text-to-image", "lora", "lcm-lora"
 KINDS = {
     DDPM: "Image model: an unconditional or class-conditional DDPM in pixel space",
     TEXT_TO_IMAGE: "Text to image: a Stable Diffusion UNet, fine-tuned or from scratch, against a base model's VAE "
                    "and text encoder",
     LORA: "LoRA: small adapters on a Stable Diffusion model, which stays as it is",
+    LCM_LORA: "LCM distillation: an LCM-LoRA that samples a Stable Diffusion model in 4 steps at CFG 1",
 }
-TEXT_KINDS = (TEXT_TO_IMAGE, LORA)
+TEXT_KINDS = (TEXT_TO_IMAGE, LORA, LCM_LORA)
+LORA_KINDS = (LORA, LCM_LORA)  # jobs that save adapters (lora/), listed in the Text to image tab's LoRA chooser
 MODEL_SIZES = {
     "tiny": dict(block_out_channels=[16, 32], layers_per_block=1, attention=False),
     "small": dict(block_out_channels=[32, 64, 128], layers_per_block=2, attention=True),
@@ -71,6 +73,10 @@ def presets(device: str) -> dict[str, JobOptions]:
                                        checkpoint_every=10),
         "LoRA (GPU)": JobOptions(name="", kind=LORA, steps=1500, batch_size=4, learning_rate=1e-4, lora_rank=16,
                                  mixed_precision=precision, use_ema=False, sample_every=250, sample_steps=25),
+        "LCM distillation, quick test": JobOptions(name="", kind=LCM_LORA, steps=20, batch_size=4,
+                                                   learning_rate=5e-4, lora_rank=8, mixed_precision=precision,
+                                                   use_ema=False, sample_every=10, sample_steps=4,
+                                                   checkpoint_every=10),
         "Text to image from scratch, quick test": JobOptions(
             name="", kind=TEXT_TO_IMAGE, from_scratch=True, model_size="tiny", steps=20, batch_size=4,
             learning_rate=1e-3, mixed_precision=precision, sample_every=10, sample_steps=10, checkpoint_every=10),
