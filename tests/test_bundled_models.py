@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import open_clip
-from diffusers import DDPMPipeline, StableDiffusionPipeline
+from diffusers import DDPMPipeline, LCMScheduler, StableDiffusionPipeline
 from safetensors import safe_open
 
 from diffusion_app.catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, build_catalog
@@ -23,7 +23,7 @@ from diffusion_app.ui.colour_guidance import DEFAULT_COLOUR
 from running_app import REPO_ROOT
 
 BUNDLED = REPO_ROOT / "models"
-MEGABYTES = {"openmoji": 20, "digits": 20, "emoji-clip": 30, "emoji-t2i": 64}  # what each may weigh in all
+MEGABYTES = {"openmoji": 20, "digits": 20, "emoji-clip": 30, "emoji-t2i": 64, "emoji-t2i-lcm": 4}  # what each may weigh in all
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_weights_are_small_fp16_safetensors_with_their_recipe(name):
     assert (BUNDLED / name / "training_config.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["openmoji", "emoji-clip", "emoji-t2i"])
+@pytest.mark.parametrize("name", ["openmoji", "emoji-clip", "emoji-t2i", "emoji-t2i-lcm"])
 def test_models_trained_on_openmoji_are_attributed(name):
     assert "CC BY-SA 4.0" in (BUNDLED / name / "ATTRIBUTION.txt").read_text()
 
@@ -107,6 +107,26 @@ def test_emoji_t2i_loads_with_plain_diffusers_at_64_px():
     images = pipeline("red heart", num_inference_steps=4, height=64, width=64, generator=torch.manual_seed(0),
                       output_type="np").images
     assert images.shape == (1, 64, 64, 3) and np.isfinite(images).all()
+
+
+def test_emoji_t2i_lcm_loads_with_plain_diffusers_and_draws_in_4_lcm_steps():
+    """Its catalog entry offers it for emoji-t2i at its own settings; with plain diffusers' LCMScheduler and
+    load_lora_weights it draws a red heart mostly red, where emoji-t2i alone at those 4 steps does not."""
+    entry = build_catalog([BUNDLED]).get("emoji-t2i-lcm")
+    assert entry.base_model == str((BUNDLED / "emoji-t2i").resolve()) and entry.few_step.steps == 4
+    pipeline = StableDiffusionPipeline.from_pretrained(BUNDLED / "emoji-t2i", dtype=torch.float32)
+    pipeline.scheduler = LCMScheduler.from_config(pipeline.scheduler.config)
+
+    def red_share() -> float:
+        images = pipeline(["red heart"] * 4, num_inference_steps=4, guidance_scale=1.0, height=64, width=64,
+                          generator=torch.manual_seed(0), output_type="np").images
+        red = (images[..., 0] > 0.5) & (images[..., 1] < 0.35) & (images[..., 2] < 0.35)
+        return float(red.mean())
+
+    without = red_share()
+    pipeline.load_lora_weights(BUNDLED / "emoji-t2i-lcm")
+    with_lora = red_share()
+    assert with_lora > 0.1 and with_lora > 2 * without, (with_lora, without)
 
 
 @pytest.mark.parametrize("emoji, colour", [("\U0001F7E3", "purple"), ("\U0001F49C", "purple"), ("\U0001F534", "red"),
