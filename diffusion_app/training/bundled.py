@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
 from .emoji_t2i import build_emoji_t2i, build_emoji_t2i_lcm
 from .packaged_data import OPENMOJI_ATTRIBUTION, build_dataset_once, build_mnist_folder, build_openmoji_folder
-from .train import train
+from .installing import install, train_to_the_end
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -81,13 +80,4 @@ def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides
     dataset = build_dataset_once(work_dir / name / "dataset", recipe.build_dataset)
     config = replace(recipe.config, train_data_dir=str(dataset / recipe.data_subfolder),
                      output_dir=str(work_dir / name / "run"), resume_from_checkpoint="latest", **overrides)
-    trained = train(config)
-    if trained is None:
-        raise RuntimeError(f"Training of {name} stopped before the end; run the same command to resume.")
-    target = models_dir / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(trained, target)
-    shutil.copy(Path(config.output_dir) / "config.json", target / "training_config.json")
-    if recipe.attribution:
-        (target / "ATTRIBUTION.txt").write_text(recipe.attribution)
-    return target
+    return install(train_to_the_end(config, f"Training of {name}"), config, models_dir / name, recipe.attribution)

@@ -29,9 +29,9 @@ from ..tiny_sd import clip_tokenizer
 from .colour_captions import add_colour_captions
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
+from .installing import install, train_to_the_end
 from .modes.clip import CONFIG_FILE, WEIGHTS_FILE
 from .packaged_data import OPENMOJI_ATTRIBUTION, build_dataset_once
-from .train import train
 
 FEATURE_TOLERANCE = 1e-3  # open_clip and the converted encoder: largest difference of normalised text features
 CHECK_PROMPTS = ("red heart", "grinning face", "flag: Japan", "dog face", "green apple")
@@ -131,16 +131,10 @@ def build_emoji_t2i_lcm(work_dir: Path, models_dir: Path, **overrides) -> Path:
     coloured = emoji_t2i_datasets(work)[1]
     lcm = replace(LCM, train_data_dir=str(coloured), output_dir=str(work / "lcm-run"), pretrained_model=str(base),
                   resume_from_checkpoint="latest", **overrides)
-    lora = train(lcm)
-    if lora is None:
-        raise RuntimeError("The distillation stopped before the end; run the same command to resume.")
-    target = models_dir / "emoji-t2i-lcm"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(lora, target)
+    target = install(train_to_the_end(lcm, "The distillation"), lcm, models_dir / "emoji-t2i-lcm",
+                     OPENMOJI_ATTRIBUTION)
     described = json.loads((target / "lora.json").read_text())
     (target / "lora.json").write_text(json.dumps({**described, "base_model": "../emoji-t2i"}, indent=2))
-    shutil.copy(Path(lcm.output_dir) / "config.json", target / "training_config.json")
-    (target / "ATTRIBUTION.txt").write_text(OPENMOJI_ATTRIBUTION)
     return target
 
 
@@ -153,24 +147,14 @@ def build_emoji_t2i(work_dir: Path, models_dir: Path, **overrides) -> Path:
                          "first.")
     dataset, coloured = emoji_t2i_datasets(work)
     stage = {key: value for key, value in overrides.items() if key == "mixed_precision"}
-    vae = train(replace(VAE, train_data_dir=str(dataset / "train"), output_dir=str(work / "vae-run"),
-                        resume_from_checkpoint="latest", **stage))
-    if vae is None:
-        raise RuntimeError("The VAE stage stopped before the end; run the same command to resume.")
-    refit = train(replace(VAE_REFIT, vae_latents_from=str(vae), train_data_dir=str(coloured),
-                          output_dir=str(work / "vae-refit"), resume_from_checkpoint="latest", **stage))
-    if refit is None:
-        raise RuntimeError("The VAE refit stopped before the end; run the same command to resume.")
+    vae = train_to_the_end(replace(VAE, train_data_dir=str(dataset / "train"), output_dir=str(work / "vae-run"),
+                                   resume_from_checkpoint="latest", **stage), "The VAE stage")
+    refit = train_to_the_end(replace(VAE_REFIT, vae_latents_from=str(vae), train_data_dir=str(coloured),
+                                     output_dir=str(work / "vae-refit"), resume_from_checkpoint="latest", **stage),
+                             "The VAE refit")
     components = build_components(work, clip_folder, refit)
     unet = replace(UNET, train_data_dir=str(coloured), output_dir=str(work / "unet-run"),
                    pretrained_model=str(components), resume_from_checkpoint="latest", **overrides)
-    pipeline = train(unet)
-    if pipeline is None:
-        raise RuntimeError("The UNet stage stopped before the end; run the same command to resume.")
-    target = models_dir / "emoji-t2i"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(pipeline, target)
-    shutil.copy(Path(unet.output_dir) / "config.json", target / "training_config.json")
+    target = install(train_to_the_end(unet, "The UNet stage"), unet, models_dir / "emoji-t2i", OPENMOJI_ATTRIBUTION)
     shutil.copy(Path(work / "vae-refit") / "config.json", target / "vae" / "training_config.json")
-    (target / "ATTRIBUTION.txt").write_text(OPENMOJI_ATTRIBUTION)
     return target
