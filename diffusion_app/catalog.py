@@ -16,6 +16,11 @@ TEXT_TO_IMAGE = "text-to-image"
 CLIP = "clip"
 LORA = "lora"  # adapters for a text-to-image model, not a pipeline: the Text to image tab applies them
 LORA_FILE = "lora.json"  # written by the trainer's lora mode beside the weights, naming the base model
+# A tiny autoencoder (TAESD: diffusers' AutoencoderTiny) that decodes a text-to-image model's latents in a fraction
+# of its VAE's time: for previews at every step, and a fast final image.
+TINY_AUTOENCODER = "tiny-autoencoder"
+TINY_AUTOENCODER_FILE = "tiny_autoencoder.json"  # written by the trainer's tiny-vae mode, naming the base model
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 # Pipeline class names (model_index.json "_class_name") -> kind.
 PIPELINE_KINDS = {
@@ -45,7 +50,7 @@ class ModelEntry:
     kind: str
     description: str = ""
     class_names: tuple[str, ...] = ()  # class-conditional models only
-    base_model: str | None = None  # LoRA adapters only: the source of the model they were trained on
+    base_model: str | None = None  # LoRAs and tiny autoencoders: the source of the model they were trained on
     owner: str | None = None  # trained by a public server's visitor, and theirs alone to list and use
     few_step: FewStepSampling | None = None  # LoRAs distilled for few-step sampling (LCM-LoRA) only
 
@@ -56,8 +61,10 @@ class ModelEntry:
     def available_offline(self) -> bool:
         """True when loading needs no network: a local folder, or a hub id already in the HF cache."""
         if self.is_local:
-            return any((Path(self.source) / name).is_file() for name in ("model_index.json", LORA_FILE))
-        index = "pytorch_lora_weights.safetensors" if self.kind == LORA else "model_index.json"
+            return any((Path(self.source) / name).is_file()
+                       for name in ("model_index.json", LORA_FILE, TINY_AUTOENCODER_FILE))
+        index = {LORA: "pytorch_lora_weights.safetensors", TINY_AUTOENCODER: "config.json"}.get(self.kind,
+                                                                                              "model_index.json")
         return isinstance(try_to_load_from_cache(self.source, index), str)
 
 
@@ -65,11 +72,12 @@ HUB_MODELS = (
     ModelEntry("google/ddpm-cifar10-32", "google/ddpm-cifar10-32", UNCONDITIONAL, "CIFAR-10, 32x32 (36M params)"),
     ModelEntry("google/ddpm-cat-256", "google/ddpm-cat-256", UNCONDITIONAL, "LSUN cats, 256x256 (114M params)"),
     ModelEntry("google/ddpm-celebahq-256", "google/ddpm-celebahq-256", UNCONDITIONAL, "CelebA-HQ faces, 256x256"),
-    ModelEntry("stable-diffusion-v1-5/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5",
-               TEXT_TO_IMAGE, "Stable Diffusion 1.5, 512x512 (about 5 GB to download)"),
+    ModelEntry(SD15, SD15, TEXT_TO_IMAGE, "Stable Diffusion 1.5, 512x512 (about 5 GB to download)"),
     ModelEntry("latent-consistency/lcm-lora-sdv1-5", "latent-consistency/lcm-lora-sdv1-5", LORA,
                "LCM-LoRA for Stable Diffusion 1.5: 4 steps at CFG 1 (about 135 MB to download)",
-               base_model="stable-diffusion-v1-5/stable-diffusion-v1-5", few_step=LCM_SAMPLING),
+               base_model=SD15, few_step=LCM_SAMPLING),
+    ModelEntry("madebyollin/taesd", "madebyollin/taesd", TINY_AUTOENCODER,
+               "TAESD, the tiny autoencoder of Stable Diffusion 1.x and 2.x (about 10 MB to download)", base_model=SD15),
 )
 HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -132,6 +140,10 @@ class Catalog:
         """The distilled LoRAs trained on this model (its catalog source), local ones first."""
         return [entry for entry in self.entries(LORA) if entry.few_step and entry.base_model == base_source]
 
+    def tiny_autoencoders(self, base_source: str) -> list[ModelEntry]:
+        """The tiny autoencoders that decode this model's latents (its catalog source), local ones first."""
+        return [entry for entry in self.entries(TINY_AUTOENCODER) if entry.base_model == base_source]
+
     def default(self, kind: str) -> str | None:
         """The first model of this kind that loads offline, else the first of the kind."""
         entries = self.entries(kind)
@@ -140,13 +152,24 @@ class Catalog:
         return chosen[0].name if chosen else None
 
 
+def base_model_of(folder: Path, described: dict) -> str | None:
+    """The base model a LoRA or tiny autoencoder folder names; "../name" is a folder bundled beside it."""
+    base = described.get("base_model")
+    if base and base.startswith("../") and (folder / base).is_dir():
+        base = str((folder / base).resolve())
+    return base
+
+
 def entry_from_folder(folder: Path, name: str | None = None) -> ModelEntry | None:
-    """Describe a save_pretrained pipeline folder or a LoRA folder, or None when it is neither."""
+    """Describe a save_pretrained pipeline folder, a LoRA folder or a tiny autoencoder folder, or None when it is
+    none of them."""
+    if (folder / TINY_AUTOENCODER_FILE).is_file():
+        base = base_model_of(folder, json.loads((folder / TINY_AUTOENCODER_FILE).read_text()))
+        return ModelEntry(name or folder.name, str(folder.resolve()), TINY_AUTOENCODER,
+                          f"tiny autoencoder for {base}", base_model=base)
     if (folder / LORA_FILE).is_file():
         described = json.loads((folder / LORA_FILE).read_text())
-        base = described.get("base_model")
-        if base and base.startswith("../") and (folder / base).is_dir():  # bundled beside its base in models/
-            base = str((folder / base).resolve())
+        base = base_model_of(folder, described)
         distilled = described.get("distilled")
         few_step = None
         if distilled and distilled.get("scheduler") in SAMPLER_NAMES:

@@ -22,12 +22,14 @@ from text_training_data import squares_folder
 TINY_MODEL = "tiny-ddpm"
 TINY_SD_MODEL = "tiny-sd"
 TINY_LCM_LORA = "tiny-sd-lcm"
+TINY_TAESD = "tiny-sd-taesd"
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     """Tiny pipelines: unconditional RGB 16x16 and grayscale 8x8, class-conditional digits 8x8, Stable Diffusion,
-    and an LCM-LoRA distilled from that Stable Diffusion for two steps (enough to list and apply, not to draw)."""
+    and an LCM-LoRA and a tiny autoencoder distilled from that Stable Diffusion for two steps each (enough to list
+    and apply, not to draw)."""
     folder = tmp_path_factory.mktemp("models")
     build_ddpm_pipeline(folder / TINY_MODEL, sample_size=16, block_out_channels=(8, 16), seed=0)
     build_ddpm_pipeline(folder / "tiny-gray", sample_size=8, channels=1, block_out_channels=(8, 16), seed=1)
@@ -35,11 +37,15 @@ def models_dir(tmp_path_factory) -> Path:
                                      channels=1, block_out_channels=(8, 16), seed=2)
     build_tiny_sd_pipeline(folder / TINY_SD_MODEL, seed=3)
     work = tmp_path_factory.mktemp("lcm")
-    lora = train(TrainingConfig(mode="lcm-lora", train_data_dir=str(squares_folder(work / "data", count=4, size=64)),
-                                output_dir=str(work / "run"), pretrained_model=str(folder / TINY_SD_MODEL),
-                                resolution=64, max_train_steps=2, train_batch_size=4, learning_rate=1e-2,
-                                lr_warmup_steps=0, use_ema=False, save_images_steps=0, num_sample_images=1))
-    shutil.move(lora, folder / TINY_LCM_LORA)
+    distilled = dict(train_data_dir=str(squares_folder(work / "data", count=4, size=64)),
+                     pretrained_model=str(folder / TINY_SD_MODEL), resolution=64, max_train_steps=2,
+                     train_batch_size=4, learning_rate=1e-2, lr_warmup_steps=0, use_ema=False, save_images_steps=0,
+                     num_sample_images=1)
+    shutil.move(train(TrainingConfig(mode="lcm-lora", output_dir=str(work / "run"), **distilled)),
+                folder / TINY_LCM_LORA)
+    shutil.move(train(TrainingConfig(mode="tiny-vae", output_dir=str(work / "tiny-vae"), tiny_vae_channels=8,
+                                     **distilled)),
+                folder / TINY_TAESD)
     return folder
 
 

@@ -50,7 +50,7 @@ def test_choosing_an_lcm_lora_switches_to_its_settings_and_another_lora_changes_
 
 def test_fast_picks_the_models_lcm_lora_or_says_there_is_none(studio):
     assert fast_preset(studio, TINY_SD_MODEL)[:5] == [TINY_LCM_LORA, "LCM", 4, 1.0, 1.0]
-    assert "has no LCM-LoRA yet" in fast_preset(studio, TINY_MODEL)[-1]
+    assert "has no LCM-LoRA yet" in fast_preset(studio, TINY_MODEL)[5]
 
 
 def test_the_consistency_parametrisation_is_the_identity_at_time_zero_and_recovers_the_clean_latent():

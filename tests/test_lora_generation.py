@@ -10,7 +10,8 @@ import pytest
 
 from diffusion_app.catalog import LORA
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.generation.text2img import TextToImageRequest, generate, request_fields
+from diffusion_app.service.generation.text2img import TextToImageRequest, generate
+from diffusion_app.service.generation.text2img_parameters import request_fields
 from diffusion_app.settings import Settings
 from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.train import train

@@ -24,9 +24,8 @@ from diffusion_app.service.generation.text2img import (
     TextToImageRequest,
     TextToImageRun,
     generate,
-    request_fields,
-    request_fields_from_png,
 )
+from diffusion_app.service.generation.text2img_parameters import request_fields, request_fields_from_png
 from diffusion_app.settings import MemorySavers, Settings
 from diffusion_app.tiny_sd import build_tiny_sd_pipeline, clip_tokenizer
 from diffusion_app.ui.text2img import model_status, native_side

@@ -6,12 +6,13 @@ import functools
 import logging
 from pathlib import Path
 
-from ..catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog, UnknownModelError, build_catalog
+from ..catalog import (CLASS_CONDITIONAL, TEXT_TO_IMAGE, TINY_AUTOENCODER, UNCONDITIONAL, Catalog, UnknownModelError,
+                       build_catalog)
 from ..settings import Settings
 from .models.cache import PipelineCache
 from .models.clip_models import CLIP_KEY_PREFIX, LOCAL_WEIGHTS, ClipSpec, LoadedClip, clip_folders, load_clip
 from .history import History
-from .models.loading import ModelUnavailableError, load_pipeline
+from .models.loading import ModelUnavailableError, load_pipeline, load_tiny_autoencoder
 from .visitors import Visitor
 from .models.workers import Worker, WorkerPool, worker_devices
 
@@ -119,9 +120,12 @@ class Studio:
 
     def default_models(self) -> list[str]:
         """What a ZeroGPU Space loads at start-up: each generation tab's default model, the hub text-to-image
-        models (their GPU is what ZeroGPU is for; the README header preloads their files), and DS_PRELOAD."""
+        models (their GPU is what ZeroGPU is for; the README header preloads their files), the tiny autoencoders
+        of those text-to-image models, and DS_PRELOAD."""
         defaults = [self.catalog.default(kind) for kind in (UNCONDITIONAL, CLASS_CONDITIONAL, TEXT_TO_IMAGE)]
         hub = [entry.name for entry in self.catalog.entries(TEXT_TO_IMAGE) if not entry.is_local]
+        text_to_image = {self.catalog.get(name).source for name in [defaults[2], *hub] if name}
+        hub += [entry.name for source in text_to_image for entry in self.catalog.tiny_autoencoders(source)]
         clip = self.offered_clip_specs()[0].cache_key  # CLIP guidance's default
         return list(dict.fromkeys(name for name in [*defaults, *hub, clip, *self.settings.preload] if name))
 
@@ -145,5 +149,7 @@ class Studio:
             return load_clip(ClipSpec.from_cache_key(name), device, self.settings.offline,
                              self.settings.clip_configs, self.clip_folders())
         entry = self.catalog.get(name)
+        if entry.kind == TINY_AUTOENCODER:
+            return load_tiny_autoencoder(entry, device, self.settings.dtype, self.settings.offline)
         return load_pipeline(entry, device, self.settings.dtype, self.settings.offline, self.settings.memory,
                              self.settings.compile)

@@ -6,6 +6,7 @@
     python -m diffusion_app bundle emoji-t2i   (text to image on those captions: a VAE, emoji-clip's text
                                                 tower, a UNet; see emoji_t2i.py)
     python -m diffusion_app bundle emoji-t2i-lcm  (emoji-t2i distilled to 4 steps: an LCM-LoRA)
+    python -m diffusion_app bundle emoji-t2i-taesd  (a tiny autoencoder of emoji-t2i's VAE, for fast decodes)
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from ..hardware import default_mixed_precision
 from .config import TrainingConfig
 from .emoji_captions import build_emoji_caption_folder
-from .emoji_t2i import build_emoji_t2i, build_emoji_t2i_lcm
+from .emoji_t2i import build_emoji_t2i
+from .emoji_t2i_fast import build_emoji_t2i_lcm, build_emoji_t2i_taesd
 from .packaged_data import OPENMOJI_ATTRIBUTION, build_dataset_once, build_mnist_folder, build_openmoji_folder
 from .installing import install, train_to_the_end
 
@@ -60,7 +62,7 @@ RECIPES = {
 }
 
 
-BUNDLED_MODELS = [*RECIPES, "emoji-t2i", "emoji-t2i-lcm"]
+BUNDLED_MODELS = [*RECIPES, "emoji-t2i", "emoji-t2i-lcm", "emoji-t2i-taesd"]
 
 
 def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides) -> Path:
@@ -76,6 +78,8 @@ def build_bundled_model(name: str, work_dir: Path, models_dir: Path, **overrides
         return build_emoji_t2i(work_dir, models_dir, **overrides)
     if name == "emoji-t2i-lcm":
         return build_emoji_t2i_lcm(work_dir, models_dir, **overrides)
+    if name == "emoji-t2i-taesd":
+        return build_emoji_t2i_taesd(work_dir, models_dir, **overrides)
     recipe = RECIPES[name]
     dataset = build_dataset_once(work_dir / name / "dataset", recipe.build_dataset)
     config = replace(recipe.config, train_data_dir=str(dataset / recipe.data_subfolder),

@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODES = ("ddpm", "text-to-image", "lora", "lcm-lora", "clip", "vae")
+MODES = ("ddpm", "text-to-image", "lora", "lcm-lora", "clip", "vae", "tiny-vae")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -19,7 +19,8 @@ LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 @dataclass
 class TrainingConfig:
     # What is trained (training/modes/): a pixel-space DDPM UNet, a text-to-image UNet against a Stable
-    # Diffusion pipeline's VAE and text encoder, LoRA adapters on such a pipeline, an open_clip model, or a VAE.
+    # Diffusion pipeline's VAE and text encoder, LoRA adapters on such a pipeline, an open_clip model, a VAE, or a
+    # tiny autoencoder distilled from a pipeline's VAE.
     mode: str = "ddpm"
     # Data: an imagefolder (images directly inside, captioned or not, or one subfolder per class), or a
     # `datasets` dataset (a hub id or a local dataset folder) with the columns named below.
@@ -87,6 +88,9 @@ class TrainingConfig:
     latent_channels: int = 4
     kl_weight: float = 1e-6
     vae_latents_from: str | None = None  # a trained VAE whose latents the new one keeps (see modes/vae.py)
+    # Tiny autoencoder (mode "tiny-vae"): channels at every level; TAESD's 64 suit Stable Diffusion's wide VAE, and
+    # a VAE as narrow as emoji-t2i's needs fewer to be outrun.
+    tiny_vae_channels: int = 64
     # Exponential moving average of the weights (the saved pipeline uses the EMA weights).
     use_ema: bool = True
     ema_max_decay: float = 0.9999
@@ -119,6 +123,7 @@ class TrainingConfig:
         """Problems that can be found before any work starts, each with what is allowed."""
         checks = [
             (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}."),
+            (self.tiny_vae_channels >= 1, "tiny_vae_channels must be at least 1."),
             (bool(self.train_data_dir) or bool(self.dataset_name), "Give train_data_dir or dataset_name."),
             (self.mode not in ("text-to-image", "lora", "lcm-lora") or bool(self.pretrained_model),
              f"mode {self.mode!r} needs pretrained_model: the Stable Diffusion pipeline whose VAE and text encoder "

@@ -52,17 +52,6 @@ UNET = TrainingConfig(
     save_precision="fp16",
 )
 
-# Few-step sampling (`bundle emoji-t2i-lcm`): an LCM-LoRA distilled from the bundled emoji-t2i on its own data,
-# the guidance drawn around the scale emoji-t2i samples best at, sized for two CPU cores (about an hour: a step
-# runs the UNet four times, three of them without gradients, about 11 s at batch 16).
-LCM = TrainingConfig(
-    mode="lcm-lora", resolution=64, lora_rank=32, lora_alpha=32, train_batch_size=16, learning_rate=5e-4,
-    lr_warmup_steps=20, max_train_steps=300, use_ema=False, lcm_guidance_min=3.0, lcm_guidance_max=6.0,
-    checkpointing_steps=50, save_images_steps=100, num_sample_images=16,
-    validation_prompts=["red heart", "green apple", "dog face", "grinning face"], save_precision="fp16",
-)
-
-
 def clip_text_encoder(clip_folder: Path) -> CLIPTextModelWithProjection:
     """emoji-clip's text tower (and its projection) as a transformers model, with open_clip's weights."""
     model_cfg = json.loads((clip_folder / CONFIG_FILE).read_text())["model_cfg"]
@@ -120,22 +109,6 @@ def emoji_t2i_datasets(work: Path) -> tuple[Path, Path]:
     dataset = build_dataset_once(work / "dataset", build_emoji_caption_folder)
     coloured = build_dataset_once(work / "dataset-colour", lambda out: add_colour_captions(dataset / "train", out))
     return dataset, coloured
-
-
-def build_emoji_t2i_lcm(work_dir: Path, models_dir: Path, **overrides) -> Path:
-    """models/emoji-t2i -> an LCM-LoRA on it, trained on emoji-t2i's data -> models/emoji-t2i-lcm."""
-    base = models_dir / "emoji-t2i"
-    if not (base / "model_index.json").is_file():
-        raise ValueError("emoji-t2i-lcm distils emoji-t2i: run `python -m diffusion_app bundle emoji-t2i` first.")
-    work = work_dir / "emoji-t2i"
-    coloured = emoji_t2i_datasets(work)[1]
-    lcm = replace(LCM, train_data_dir=str(coloured), output_dir=str(work / "lcm-run"), pretrained_model=str(base),
-                  resume_from_checkpoint="latest", **overrides)
-    target = install(train_to_the_end(lcm, "The distillation"), lcm, models_dir / "emoji-t2i-lcm",
-                     OPENMOJI_ATTRIBUTION)
-    described = json.loads((target / "lora.json").read_text())
-    (target / "lora.json").write_text(json.dumps({**described, "base_model": "../emoji-t2i"}, indent=2))
-    return target
 
 
 def build_emoji_t2i(work_dir: Path, models_dir: Path, **overrides) -> Path:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..catalog import LORA, TEXT_TO_IMAGE, UnknownModelError
+from ..catalog import LORA, TEXT_TO_IMAGE, TINY_AUTOENCODER, UnknownModelError
 from ..service.studio import Studio
+from .common import model_dropdown
 from .i18n import tr
 
 
@@ -34,26 +35,49 @@ def settings_for_lora(studio: Studio, lora_name: str) -> list:
     return few_step_settings(entry)
 
 
+def first_usable(studio: Studio, entries: list, kind: str):
+    """The first of these catalog entries the visitor may use, one that loads offline first; None when none."""
+    shared = set(studio.model_names(kind))
+    usable = [entry for entry in entries if entry.name in shared]
+    return next((entry for entry in usable if entry.available_offline()), usable[0] if usable else None)
+
+
 def fast_preset(studio: Studio, model_name: str) -> list:
-    """The chosen model's distilled LoRA (a local one first) with its settings, or why there is none."""
+    """The chosen model's distilled LoRA with its settings and its tiny decoder (previews every step, and the final
+    images), or why there is none. Outputs: LoRA, sampler, steps, CFG, weight, note, tiny decoder, final, every."""
     try:
         base = studio.catalog.find(model_name, TEXT_TO_IMAGE).source
     except (UnknownModelError, ValueError) as err:
-        return [gr.skip()] * 5 + [f"**{tr(str(err))}**"]
-    shared = set(studio.model_names(LORA))
-    loras = [entry for entry in studio.catalog.few_step_loras(base) if entry.name in shared]
-    local = [entry for entry in loras if entry.available_offline()]
-    if not loras:
-        return [gr.skip()] * 5 + [tr(
+        return [gr.skip()] * 5 + [f"**{tr(str(err))}**"] + [gr.skip()] * 3
+    lora = first_usable(studio, studio.catalog.few_step_loras(base), LORA)
+    tiny = first_usable(studio, studio.catalog.tiny_autoencoders(base), TINY_AUTOENCODER)
+    decoder = [tiny.name, True, 1] if tiny else [gr.skip()] * 3
+    tiny_note = tr(f"Previews at every step and the final images through the tiny decoder {tiny.name} (untick "
+                   f"its box for the VAE's full detail).") if tiny else ""
+    if lora is None:
+        return [gr.skip()] * 5 + [" ".join([tr(
             f"**{model_name} has no LCM-LoRA yet.** Distil one in the Training tab (LCM distillation) and it is "
-            f"listed here.")]
-    entry = (local or loras)[0]
-    return [entry.name, *few_step_settings(entry)]
+            f"listed here."), tiny_note])] + decoder
+    *settings, note = few_step_settings(lora)
+    return [lora.name, *settings, " ".join([note, tiny_note]).strip(), *decoder]
+
+
+def tiny_decoder_controls(studio: Studio) -> tuple[gr.Dropdown, gr.Checkbox]:
+    """The tiny decoder to preview with, and whether the final images come from it too."""
+    with gr.Row():
+        tiny = model_dropdown(studio, TINY_AUTOENCODER, none_choice="None", label="Tiny decoder (TAESD)",
+                              info="Decodes the latents in a fraction of the VAE's time: previews at every step.")
+        tiny_final = gr.Checkbox(False, label="Final images from the tiny decoder too",
+                                 info="Faster; a little less detail than the VAE's.")
+    return tiny, tiny_final
 
 
 def wire_few_step(studio: Studio, fast: gr.Button, note: gr.Markdown, model, lora, scheduler, steps, guidance,
-                  lora_weight) -> None:
+                  lora_weight, tiny, tiny_final, preview_every) -> None:
     lora.input(lambda name: settings_for_lora(studio, name), lora, [scheduler, steps, guidance, lora_weight, note],
                api_visibility="private")
-    fast.click(lambda name: fast_preset(studio, name), model, [lora, scheduler, steps, guidance, lora_weight, note],
+    fast.click(lambda name: fast_preset(studio, name), model,
+               [lora, scheduler, steps, guidance, lora_weight, note, tiny, tiny_final, preview_every],
                api_visibility="private")
+    # A tiny decoder makes previews cheap: show one every step.
+    tiny.input(lambda name: 1 if name else gr.skip(), tiny, preview_every, api_visibility="private")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..catalog import LORA, TEXT_TO_IMAGE
+from ..catalog import LORA, TEXT_TO_IMAGE, TINY_AUTOENCODER
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
@@ -12,11 +12,12 @@ from ..service.models.lora_adapters import MAX_LORA_WEIGHT
 from ..service.models.model_configs import native_resolution
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
-from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE,
-                                           TextToImageRequest, TextToImageRun, request_fields_from_png)
+from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE,
+                                           SIDE_MULTIPLE, TextToImageRequest, TextToImageRun)
+from ..service.generation.text2img_parameters import request_fields_from_png
 from .common import (examples, chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
-from .few_step import wire_few_step
+from .few_step import tiny_decoder_controls, wire_few_step
 from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
@@ -99,13 +100,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                                       info="Adapters trained in the Training tab on the chosen model.")
                 lora_weight = gr.Slider(0, MAX_LORA_WEIGHT, value=1.0, step=0.05, label="LoRA weight",
                                         info="0 gives exactly the model's own images.")
+            tiny, tiny_final = tiny_decoder_controls(studio)
             with gr.Row():
                 fast = gr.Button("Fast: LCM-LoRA, 4 steps", size="sm", scale=0)
                 few_step_note = gr.Markdown()
             with gr.Row():
                 num_images = gr.Slider(1, max_batch, value=1, step=1, precision=0, label="Number of images")
                 preview_every = gr.Slider(1, 50, value=5, step=1, precision=0, label="Preview every k steps",
-                                          info="Approximated from the latents, without the VAE.")
+                                          info="Without a tiny decoder, approximated from the latents by a linear "
+                                               "map.")
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
@@ -125,7 +128,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     @reports_errors
     def generate_text2img(model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
                           image_height, count, every, seed_value, use_random_seed, lora_name="", lora_scale=1.0,
-                          progress=gr.Progress()):
+                          tiny_name="", tiny_final_decode=False, progress=gr.Progress()):
         """Generate images from a text prompt with a Stable Diffusion pipeline.
 
         Args:
@@ -143,6 +146,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             use_random_seed: draw a random seed instead; the seed used is reported.
             lora_name: a LoRA trained on this model (empty: none).
             lora_scale: the LoRA's weight, 0-2 (0 gives exactly the model's own images).
+            tiny_name: a tiny autoencoder (TAESD) of this model for the previews (empty: the linear latent map).
+            tiny_final_decode: decode the final images with the tiny autoencoder too, instead of the VAE.
         """
         progress = ThrottledProgress(progress)
         request = TextToImageRequest(
@@ -158,6 +163,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             scheduler=scheduler_name,
             lora=lora_name or None,
             lora_weight=number(lora_scale, "LoRA weight"),
+            tiny_autoencoder=tiny_name or None,
+            tiny_final_decode=bool(tiny_final_decode),
         )
         progress(0, desc=tr("Loading model"))
         generation = studio.start(TextToImageRun, request, preview_every=whole_number(every, "Preview interval"))
@@ -172,7 +179,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
 
     read_into = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
                  "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
-    read_lora = {"lora": lora, "lora_weight": lora_weight}  # after the message: older API clients unpack 11 values
+    # After the message: older API clients unpack 11 values.
+    read_lora = {"lora": lora, "lora_weight": lora_weight, "tiny_autoencoder": tiny, "tiny_final_decode": tiny_final}
 
     def read_parameters(path):
         """Read the generation settings from a PNG's parameters chunk (as written by this app or other SD UIs).
@@ -187,6 +195,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         except ValueError as err:
             raise error(str(err)) from err
         fields["lora"] = fields.get("lora") or ""  # an image made without a LoRA clears the chooser
+        fields.setdefault("tiny_final_decode", False)  # an image the VAE decoded
+        if fields.get("tiny_autoencoder") not in (None, *studio.model_names(TINY_AUTOENCODER)):
+            notes.append(f"VAE {fields.pop('tiny_autoencoder')!r} is not a tiny autoencoder listed here")
+            fields["tiny_final_decode"] = False
         values = [fields.get(name, gr.skip()) for name in read_into]
         message = tr(f"Settings read from the image; not used: {'; '.join(map(tr, notes))}." if notes else
                      "Settings read from the image.")
@@ -198,12 +210,13 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         return chosen_side, chosen_side
 
     model.change(show_status, model, status, api_visibility="private")
-    wire_few_step(studio, fast, few_step_note, model, lora, scheduler, steps, guidance, lora_weight)
+    wire_few_step(studio, fast, few_step_note, model, lora, scheduler, steps, guidance, lora_weight, tiny, tiny_final,
+                  preview_every)
     # Only when the visitor picks a model: a model set by reading a PNG comes with that image's own size.
     model.input(show_native_size, model, [width, height], api_visibility="private")
-    # The LoRA and its weight come last, so that API calls written before they existed still work.
+    # The LoRA and the tiny decoder come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
-              seed, random_seed, lora, lora_weight]
+              seed, random_seed, lora, lora_weight, tiny, tiny_final]
     run_and_stop(studio, generate, stop, generate_text2img, [*inputs, visitor_id], [gallery, report], report,
                  api_name="generate_text2img")
     sweep_panel(studio, "text2img", generate_text2img, inputs, SweepTab(
@@ -219,14 +232,14 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                api_name="read_parameters",
                concurrency_limit=None)
     if default_model and studio.catalog.get(default_model).available_offline():
-        examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0]
+        examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0, "", False]
                   for prompt_text in ("red heart", "green apple", "grinning face", "blue circle")],
                  inputs, label="Examples (bundled model, offline)")
     elif default_model:
         examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
-                   25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0],
+                   25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0, "", False],
                   [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
-                   "", 1.0]],
+                   "", 1.0, "", False]],
                  inputs, label="Examples (the model downloads on first use)")
     return inputs
 
@@ -236,8 +249,11 @@ def finished_report(generation: TextToImageRun) -> str:
     request = generation.request
     token_limit = generation.pipeline.tokenizer.model_max_length
     lora = f", LoRA {request.lora} at {request.lora_weight:g}" if request.lora else ""
+    decoder = ""
+    if request.tiny_autoencoder:
+        decoder = f", {'decoded' if request.tiny_final_decode else 'previews'} by {request.tiny_autoencoder}"
     lines = [f"Seed {request.seed} (image i uses seed + i) · {request.steps} {request.scheduler} steps, "
-             f"CFG scale {request.guidance_scale:g}, {request.width}x{request.height}{lora}, in "
+             f"CFG scale {request.guidance_scale:g}, {request.width}x{request.height}{lora}{decoder}, in "
              f"{generation.seconds:.1f} s"]
     if request.guidance_scale <= 1 and request.negative_prompt:
         lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")

@@ -15,12 +15,10 @@ import contextlib
 import copy
 import logging
 import queue
-import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -29,11 +27,12 @@ from PIL import Image
 
 from ...catalog import TEXT_TO_IMAGE
 from ...core.denoising import to_pil
-from ...core.metadata import format_parameters, parse_parameters, read_parameters, with_parameters
+from ...core.metadata import format_parameters, with_parameters
 from ...core.portable_state import portable_state
 from .sampling import MAX_SEED, image_seeds, is_number_in, require_int
 from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
+from ..models.tiny_autoencoders import check_tiny_autoencoder, tiny_autoencoder, tiny_decode
 from ..studio import Studio
 
 logger = logging.getLogger(__name__)
@@ -67,6 +66,8 @@ class TextToImageRequest:
     scheduler: str = "DPM++ 2M"
     lora: str | None = None  # a catalog LoRA trained on this model
     lora_weight: float = 1.0  # 0 gives exactly the base model's images
+    tiny_autoencoder: str | None = None  # a catalog TAESD for this model: previews through its decoder
+    tiny_final_decode: bool = False  # and the final images too, instead of the model's VAE
 
     def validated(self, max_batch_size: int) -> "TextToImageRequest":
         """Check every field; return a copy with the seed resolved."""
@@ -85,6 +86,11 @@ class TextToImageRequest:
             raise ValueError(f"CFG scale must be a number from 1 (no guidance) to {MAX_GUIDANCE}, got {guidance!r}.")
         if not is_number_in(self.lora_weight, 0, MAX_LORA_WEIGHT):
             raise ValueError(f"LoRA weight must be a number from 0 to {MAX_LORA_WEIGHT:g}, got {self.lora_weight!r}.")
+        if not isinstance(self.tiny_final_decode, bool):
+            raise ValueError(f"Final decode with the tiny autoencoder must be true or false, got "
+                             f"{self.tiny_final_decode!r}.")
+        if self.tiny_final_decode and not self.tiny_autoencoder:
+            raise ValueError("Choose a tiny autoencoder to decode the final images with it.")
         if self.scheduler not in TEXT_TO_IMAGE_SCHEDULERS:
             raise ValueError(f"Unknown sampler {self.scheduler!r}; "
                              f"choose one of {', '.join(TEXT_TO_IMAGE_SCHEDULERS)}.")
@@ -116,10 +122,15 @@ class TextToImageRun:
         require_int("Preview interval", preview_every, 0, MAX_STEPS)
         studio.listed_or_added(self.request.model, TEXT_TO_IMAGE)
         check_lora(studio, self.request.lora, self.request.lora_weight, self.request.model)
+        check_tiny_autoencoder(studio, self.request.tiny_autoencoder, self.request.model)
         shared = studio.pipeline(self.request.model, TEXT_TO_IMAGE)
         self.studio = studio
         scheduler = make_scheduler(self.request.scheduler, shared.scheduler.config, TEXT_TO_IMAGE_SCHEDULERS)
         self.pipeline = self.request_pipeline(shared, scheduler)
+        self.tiny = tiny_autoencoder(studio, self.request.tiny_autoencoder) if self.request.tiny_autoencoder else None
+        if self.request.tiny_final_decode:
+            self.pipeline.vae = self.tiny  # on this request's copy only: the pipeline decodes with TAESD as diffusers'
+            # docs swap it in, dividing by its scaling_factor of 1
         self.preview_every = preview_every
         self.seeds = image_seeds(self.request.seed, self.request.num_images)
         self._lock = pipeline_lock(shared)
@@ -139,7 +150,7 @@ class TextToImageRun:
 
     def __getstate__(self) -> dict:
         """The run as it comes back from a Ray replica: its images and timing, not its pipeline or thread."""
-        return portable_state(self, kept_here=("studio", "pipeline", "_lock", "_steps", "_stopped", "worker"))
+        return portable_state(self, kept_here=("studio", "pipeline", "tiny", "_lock", "_steps", "_stopped", "worker"))
 
     def __iter__(self) -> Iterator[TextToImageStep]:
         start = time.perf_counter()
@@ -205,8 +216,12 @@ class TextToImageRun:
         self.steps_done = index + 1
         total = pipeline.num_timesteps
         preview_step = self.preview_every and (index + 1) % self.preview_every == 0 and index + 1 < total
-        self._steps.put(TextToImageStep(index, total, latent_preview(tensors["latents"]) if preview_step else None))
+        self._steps.put(TextToImageStep(index, total, self.preview(tensors["latents"]) if preview_step else None))
         return tensors
+
+    def preview(self, latents: torch.Tensor) -> list[Image.Image] | None:
+        """The tiny autoencoder's decode when the request chose one, else the linear latent-to-RGB map."""
+        return tiny_decode(self.tiny, latents) if self.tiny is not None else latent_preview(latents)
 
     def _finish(self, output) -> None:
         self.images = [with_parameters(image, self.parameters(seed)) for image, seed in zip(output.images, self.seeds)]
@@ -228,6 +243,7 @@ class TextToImageRun:
             "Model": request.model,
             "LoRA": request.lora or None,
             "LoRA weight": f"{request.lora_weight:g}" if request.lora else None,
+            "VAE": request.tiny_autoencoder if request.tiny_final_decode else None,  # as AUTOMATIC1111 names its VAE
         }
 
 
@@ -262,46 +278,3 @@ def generate(studio: Studio, request: TextToImageRequest) -> tuple[list[Image.Im
     for _ in run:
         pass
     return run.images, run
-
-
-SIZE_PATTERN = re.compile(r"(\d+)x(\d+)")
-NUMBER_FIELDS = {"Steps": ("steps", int), "CFG scale": ("guidance_scale", float), "Seed": ("seed", int),
-                 "LoRA weight": ("lora_weight", float)}
-
-
-def request_fields(text: str) -> tuple[dict, list[str]]:
-    """PNG `parameters` text -> TextToImageRequest fields, and notes on the values that could not be used."""
-    parsed = parse_parameters(text)
-    fields = {"prompt": parsed.get("Prompt", ""), "negative_prompt": parsed.get("Negative prompt", "")}
-    notes = []
-    for key, (field, convert) in NUMBER_FIELDS.items():
-        if key in parsed:
-            try:
-                fields[field] = convert(parsed[key])
-            except ValueError:
-                notes.append(f"{key} {parsed[key]!r} is not a number")
-    if "Size" in parsed:
-        if size := SIZE_PATTERN.fullmatch(parsed["Size"]):
-            fields["width"], fields["height"] = int(size[1]), int(size[2])
-        else:
-            notes.append(f"Size {parsed['Size']!r} is not WIDTHxHEIGHT")
-    if parsed.get("Sampler") in TEXT_TO_IMAGE_SCHEDULERS:
-        fields["scheduler"] = parsed["Sampler"]
-    elif "Sampler" in parsed:
-        notes.append(f"sampler {parsed['Sampler']!r} is not offered here")
-    if "Model" in parsed:
-        fields["model"] = parsed["Model"]
-    if "LoRA" in parsed:
-        fields["lora"] = parsed["LoRA"]
-    return fields, notes
-
-
-def request_fields_from_png(path: str | Path) -> tuple[dict, list[str]]:
-    """request_fields of an image file's `parameters` chunk; ValueError when there is none."""
-    try:
-        text = read_parameters(path)
-    except OSError as err:
-        raise ValueError(f"Could not read the image: {err}") from err
-    if not text:
-        raise ValueError("This image carries no generation parameters (no PNG text chunk named 'parameters').")
-    return request_fields(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+from diffusers import AutoencoderTiny, AutoPipelineForText2Image, DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
 from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, ModelEntry
@@ -57,6 +57,16 @@ def load_pipeline(entry: ModelEntry, device: str, dtype: torch.dtype, offline: b
     if compile:
         compile_unet(pipeline, device)
     return pipeline
+
+
+def load_tiny_autoencoder(entry: ModelEntry, device: str, dtype: torch.dtype, offline: bool = False) -> AutoencoderTiny:
+    """A tiny autoencoder (TAESD) on the device, in the pipelines' dtype; failures become ModelUnavailableError."""
+    try:
+        autoencoder = AutoencoderTiny.from_pretrained(entry.source, torch_dtype=dtype, local_files_only=offline)
+    except Exception as err:
+        logger.warning("loading %s failed: %s", entry.name, err)
+        raise ModelUnavailableError(unavailable_message(entry, str(err).splitlines()[0])) from err
+    return autoencoder.eval().requires_grad_(False).to(device)
 
 
 def place(pipeline: DiffusionPipeline, device: str, memory: MemorySavers) -> DiffusionPipeline:

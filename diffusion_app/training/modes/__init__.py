@@ -2,7 +2,7 @@
 
 A mode is built from the TrainingConfig and the Accelerator, and gives the loop:
 
-    model                      the module accelerate prepares (a UNet, a CLIP model, a VAE)
+    model                      the module accelerate prepares (a UNet, a CLIP model, a VAE, a tiny autoencoder)
     dataset                    what the dataloader batches
     trainable_parameters()     what the optimizer and the EMA update (all of the model, or LoRA adapters)
     describe()                 what the "started" progress line says about the data
@@ -25,6 +25,7 @@ MODES = {
     "lcm-lora": ("lcm_lora", "LcmLoraMode"),
     "clip": ("clip", "ClipMode"),
     "vae": ("vae", "VAEMode"),
+    "tiny-vae": ("tiny_vae", "TinyVAEMode"),
 }
 
 
