@@ -127,7 +127,7 @@ def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):
     assert "Settings read from the image" in panel.text
 
 
-def test_text2img_fast_sets_up_the_models_lcm_lora_and_generates_in_its_steps(page):
+def test_text2img_fast_sets_up_the_models_lcm_lora_and_tiny_decoder_and_previews_every_step(page):
     panel = open_tab(page, "Text to image", "CFG scale")
     button(panel, "Fast: LCM-LoRA, 4 steps").click()
     WebDriverWait(page, 30).until(lambda d: "tiny-sd-lcm is an LCM-LoRA" in panel.text)
@@ -136,11 +136,21 @@ def test_text2img_fast_sets_up_the_models_lcm_lora_and_generates_in_its_steps(pa
         return panel.find_element(By.CSS_SELECTOR, f"input[aria-label='number input for {label}']").get_attribute("value")
 
     assert (number("Steps"), number("CFG scale"), number("LoRA weight")) == ("4", "1", "1")
-    for label, value in (("Width", 64), ("Height", 64)):
+    assert number("Preview every k steps") == "1" and "through the tiny decoder tiny-sd-taesd" in panel.text
+    for label, value in (("Width", 64), ("Height", 64), ("Steps", 12)):
         set_number(panel, label, value)
+    # Count the pictures the gallery shows while it runs: a preview per step, then the image.
+    page.execute_script("""
+        const block = arguments[0];
+        window.shownPictures = new Set();
+        new MutationObserver(() => block.querySelectorAll('img').forEach(i => window.shownPictures.add(i.src)))
+            .observe(block, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+    """, panel.find_element(By.XPATH, ".//div[contains(@class,'block')][.//label[@data-testid='block-label']"
+                                      "[normalize-space()='Images']]"))
     button(panel, "Generate").click()
-    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "4 LCM steps, CFG scale 1" in panel.text)
-    assert "LoRA tiny-sd-lcm at 1" in panel.text
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "12 LCM steps, CFG scale 1" in panel.text)
+    assert "LoRA tiny-sd-lcm at 1, decoded by tiny-sd-taesd" in panel.text
+    assert page.execute_script("return window.shownPictures.size") >= 6  # of 11 previews and the image
 
 
 def test_attention_maps_tab_shows_a_map_per_word_and_redraws_for_the_chosen_tokens(page):
