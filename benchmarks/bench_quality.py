@@ -1,6 +1,7 @@
 """Quality evidence for the bundled models, each section gated (exit status 1 when one misses).
 
-    python benchmarks/bench_quality.py [--sections digits emoji-clip clip-guidance emoji-t2i emoji-t2i-lcm openmoji]
+    python benchmarks/bench_quality.py [--sections digits emoji-clip clip-guidance emoji-t2i emoji-t2i-lcm
+                                       emoji-t2i-taesd openmoji]
                                       [--seed 0]
 
 digits:        an independent classifier (a small CNN trained here on 4,000 of the real MNIST digits, its
@@ -18,6 +19,9 @@ emoji-t2i:     at the Text to image tab's default CFG scale, as a user samples i
 emoji-t2i-lcm: its LCM-LoRA at 4 LCM steps and CFG 1 against emoji-t2i at 25 DPM++ steps and the default CFG:
                colour prompts within 10 points of it, CLIP-R-precision on the held-out captions at least 3 times
                the random-UNet baseline's, and at most a fifth of its seconds per image.
+emoji-t2i-taesd: its tiny decoder against emoji-t2i's VAE on the same latents (the colour prompts' samples): at
+               most half the VAE's decode time, a mean difference of at most 8 of 255 from the VAE's images, and
+               colour prompts within 5 points of the VAE's.
 openmoji:      the Fréchet distance, in emoji-clip's image-feature space, between 2,000 samples and the training
                emoji must be at least 30% below the previous model's (measured the same way, recorded below);
                a grid of samples next to real emoji in docs/.
@@ -36,16 +40,12 @@ import diffusion_app  # noqa: F401  (first: lets diffusers import where torchvis
 import argparse
 import random
 import tempfile
-import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from diffusion_app.core.grid import image_grid
 from diffusion_app.hardware import CPU_FIRST_CLICK
@@ -54,24 +54,20 @@ from diffusion_app.service.models.clip_models import LOCAL_WEIGHTS, ClipSpec
 from diffusion_app.service.generation.guidance import Guidance, GuidedRun
 from diffusion_app.service.generation.sampling import DEFAULT_CFG_SCALE, SamplingRequest, sample
 from diffusion_app.service.studio import Studio
-from diffusion_app.service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest, generate
+from diffusion_app.service.generation.text2img import DEFAULT_GUIDANCE_SCALE
 from diffusion_app.settings import Settings
 from diffusion_app.training.data import folder_items, image_files, load_image
 from diffusion_app.training.emoji_captions import build_emoji_caption_folder
 from diffusion_app.training.packaged_data import build_openmoji_folder, mnist_arrays
 from quality_emoji import (COLOUR_PROMPTS, bench_clip_guidance, bench_emoji_clip, colour_hits, frechet_distance,
                            image_features, r_precision)
+from quality_text_to_image import bench_emoji_t2i_lcm, bench_emoji_t2i_taesd, random_unet_studio, text_to_image
 
 ACCURACY_TARGET = 0.95
 RETRIEVAL_FACTOR = 10  # emoji-clip: top-1 and top-5 retrieval at least this many times chance
 R_PRECISION_FACTOR = 5  # emoji-t2i: at least this many times the random-UNet baseline
 COLOUR_TARGET = 0.70  # at the Text to image tab's default CFG scale
 LOWER_GUIDANCE_SCALE = 5.0  # emoji-t2i's colour prompts are also printed at this scale, which earlier runs used
-LCM_COLOUR_POINTS = 0.10  # emoji-t2i-lcm: colour hits at most this far below emoji-t2i's at 25 steps
-LCM_R_PRECISION_FACTOR = 3
-LCM_TIME_FRACTION = 0.2
-LCM_SAMPLING = dict(lora="emoji-t2i-lcm", scheduler="LCM", steps=4, guidance_scale=1.0)
-FULL_SAMPLING = dict(steps=25)  # DPM++ 2M at the tab's default CFG scale
 FID_IMPROVEMENT = 0.30
 # The previous openmoji (epsilon prediction on the linear schedule, 4,000 steps, float32), measured by this
 # script's openmoji section before it was replaced, with the emoji-clip in models/ and the same samples.
@@ -166,29 +162,6 @@ def bench_openmoji(studio: Studio, clip, real: list, samples: int, steps: int, s
     return ok
 
 
-def text_to_image(studio: Studio, model: str, prompts: list[str], seed: int, per_prompt: int = 1,
-                  **fields) -> list:
-    """64 px images, one request per prompt; fields override the first-click steps and the default CFG scale."""
-    fields = {"steps": CPU_FIRST_CLICK.text2img_steps, "guidance_scale": DEFAULT_GUIDANCE_SCALE, **fields}
-    images = []
-    for index, prompt in enumerate(prompts):
-        request = TextToImageRequest(model, prompt, width=64, height=64, num_images=per_prompt,
-                                     seed=seed + index * per_prompt, **fields)
-        images += generate(studio, request)[0]
-    return images
-
-
-def random_unet_studio(studio: Studio, seed: int, work: Path) -> Studio:
-    """A studio whose emoji-t2i-random-unet is emoji-t2i with an untrained UNet: the chance baseline."""
-    folder = work / "models" / "emoji-t2i-random-unet"
-    if not folder.is_dir():
-        pipeline = StableDiffusionPipeline.from_pretrained(REPO_ROOT / "models" / "emoji-t2i")
-        torch.manual_seed(seed)
-        pipeline.unet = UNet2DConditionModel.from_config(pipeline.unet.config)  # the same model, untrained
-        pipeline.save_pretrained(folder)
-    return Studio(replace(studio.settings, models_dir=work / "models"))
-
-
 def bench_emoji_t2i(studio: Studio, clip, train: list[str], held_out: list[str], seed: int, work: Path) -> bool:
     """CLIP-R-precision against a random-UNet baseline, and colour prompts; samples in docs/."""
     baseline = random_unet_studio(studio, seed, work)
@@ -215,40 +188,7 @@ def bench_emoji_t2i(studio: Studio, clip, train: list[str], held_out: list[str],
     return ok
 
 
-def timed_colour_samples(studio: Studio, seed: int, **fields) -> tuple[dict, float]:
-    """4 samples per colour prompt, and the seconds per image they took (after one warm-up request)."""
-    text_to_image(studio, "emoji-t2i", COLOUR_PROMPTS[:1], seed, **fields)
-    start = time.perf_counter()
-    by_prompt = {prompt: text_to_image(studio, "emoji-t2i", [prompt], seed, per_prompt=4, **fields)
-                 for prompt in COLOUR_PROMPTS}
-    return by_prompt, (time.perf_counter() - start) / (4 * len(COLOUR_PROMPTS))
-
-
-def bench_emoji_t2i_lcm(studio: Studio, clip, train: list[str], held_out: list[str], seed: int, work: Path) -> bool:
-    """The LCM-LoRA at 4 steps against the full model at 25: colour prompts, CLIP-R-precision, time per image."""
-    full, full_seconds = timed_colour_samples(studio, seed, **FULL_SAMPLING)
-    fast, fast_seconds = timed_colour_samples(studio, seed, **LCM_SAMPLING)
-    full_hits, fast_hits = colour_hits(full), colour_hits(fast)
-    colour_ok = fast_hits >= full_hits - LCM_COLOUR_POINTS
-    captions = random.Random(seed).sample(held_out, 100)
-    precision = r_precision(clip, text_to_image(studio, "emoji-t2i", captions, seed, **LCM_SAMPLING), captions,
-                            train + held_out)
-    chance = r_precision(clip, text_to_image(random_unet_studio(studio, seed, work), "emoji-t2i-random-unet",
-                                             captions, seed, **FULL_SAMPLING), captions, train + held_out)
-    precision_ok = precision >= LCM_R_PRECISION_FACTOR * max(chance, 0.01)
-    time_ok = fast_seconds <= LCM_TIME_FRACTION * full_seconds
-    print(f"emoji-t2i-lcm: colour prompts {fast_hits:.0%} at 4 LCM steps, {full_hits:.0%} for emoji-t2i at 25 steps "
-          f"(target within {LCM_COLOUR_POINTS:.0%}) {'ok' if colour_ok else 'MISSED'}")
-    print(f"emoji-t2i-lcm: CLIP-R-precision on 100 held-out captions {precision:.0%} (random UNet {chance:.0%}; "
-          f"target {LCM_R_PRECISION_FACTOR}x) {'ok' if precision_ok else 'MISSED'}")
-    print(f"emoji-t2i-lcm: {fast_seconds:.3f} s per image against {full_seconds:.3f} s: "
-          f"{fast_seconds / full_seconds:.2f}x (target <= {LCM_TIME_FRACTION}x) {'ok' if time_ok else 'MISSED'}")
-    image_grid([image for images in fast.values() for image in images], 8).save(DOCS / "emoji_t2i_lcm_samples.png")
-    print("emoji-t2i-lcm: docs/emoji_t2i_lcm_samples.png (the same prompts and seeds as emoji_t2i_samples.png)")
-    return colour_ok and precision_ok and time_ok
-
-
-SECTIONS = ("digits", "emoji-clip", "clip-guidance", "emoji-t2i", "emoji-t2i-lcm", "openmoji")
+SECTIONS = ("digits", "emoji-clip", "clip-guidance", "emoji-t2i", "emoji-t2i-lcm", "emoji-t2i-taesd", "openmoji")
 
 
 def main() -> int:
@@ -293,6 +233,8 @@ def main() -> int:
         results["emoji-t2i"] = bench_emoji_t2i(studio, clip, train.captions, held_out.captions, args.seed, work)
     if "emoji-t2i-lcm" in args.sections:
         results["emoji-t2i-lcm"] = bench_emoji_t2i_lcm(studio, clip, train.captions, held_out.captions, args.seed, work)
+    if "emoji-t2i-taesd" in args.sections:
+        results["emoji-t2i-taesd"] = bench_emoji_t2i_taesd(studio, args.seed)
     if "openmoji" in args.sections:
         real = [load_image(path, 32, 3) for path in image_files(build_openmoji_folder(work / "openmoji", size=32))]
         results["openmoji"] = bench_openmoji(studio, clip, real, args.openmoji_samples, args.openmoji_steps, args.seed)

@@ -12,8 +12,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, chromium, gallery_images, open_page,
-                     open_tab, replace_text, report_text, set_number, visible_panel)
+from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, choose_option, chromium, gallery_images,
+                     open_page, open_tab, replace_text, report_text, set_number, visible_panel)
 from diffusion_app.hardware import CPU_FIRST_CLICK
 
 if not browser_available():
@@ -151,6 +151,20 @@ def test_text2img_fast_sets_up_the_models_lcm_lora_and_tiny_decoder_and_previews
     WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "12 LCM steps, CFG scale 1" in panel.text)
     assert "LoRA tiny-sd-lcm at 1, decoded by tiny-sd-taesd" in panel.text
     assert page.execute_script("return window.shownPictures.size") >= 6  # of 11 previews and the image
+
+
+def test_image_to_image_fast_redraws_with_the_lcm_lora_and_the_tiny_decoder(page):
+    panel = open_tab(page, "Image to image", "Strength")
+    choose_option(page, panel, "Model", "tiny-sd")
+    button(panel, "Fast: LCM-LoRA, 4 steps").click()
+    WebDriverWait(page, 30).until(lambda d: "tiny-sd-lcm is an LCM-LoRA" in panel.text)
+    for label, value in (("Steps", 8), ("Number of images", 1)):
+        set_number(panel, label, value)
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "strength 0.6 in" in panel.text)
+    result = WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Results"))[0]
+    parameters = Image.open(io.BytesIO(httpx.get(result.get_attribute("src"), timeout=30).content)).info["parameters"]
+    assert "Sampler: LCM" in parameters and "LoRA: tiny-sd-lcm" in parameters and "VAE: tiny-sd-taesd" in parameters
 
 
 def test_attention_maps_tab_shows_a_map_per_word_and_redraws_for_the_chosen_tokens(page):

@@ -3,18 +3,19 @@ with their settings, and the Text to image tab's Fast preset."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_LCM_LORA, TINY_SD_MODEL, TINY_MODEL
+from conftest import TINY_LCM_LORA, TINY_SD_MODEL
 from diffusion_app.service.jobs.manager import FINISHED, JobManager
 from diffusion_app.service.jobs.options import LCM_LORA, presets
 from test_jobs import wait_for_status
 from text_training_data import squares_folder
-from diffusion_app.catalog import LCM_SAMPLING, LORA
+from diffusion_app.catalog import LCM_SAMPLING, LORA, TEXT_TO_IMAGE
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from diffusion_app.training.modes.lcm_lora import boundary_scalings, clean_and_noise
 from diffusion_app.ui.few_step import fast_preset, settings_for_lora
@@ -48,9 +49,11 @@ def test_choosing_an_lcm_lora_switches_to_its_settings_and_another_lora_changes_
     assert settings_for_lora(studio, "")[-1] == ""
 
 
-def test_fast_picks_the_models_lcm_lora_or_says_there_is_none(studio):
+def test_fast_picks_the_models_lcm_lora_or_says_there_is_none(studio, models_dir, tmp_path):
     assert fast_preset(studio, TINY_SD_MODEL)[:5] == [TINY_LCM_LORA, "LCM", 4, 1.0, 1.0]
-    assert "has no LCM-LoRA yet" in fast_preset(studio, TINY_MODEL)[5]
+    shutil.copytree(models_dir / TINY_SD_MODEL, tmp_path / "undistilled")
+    undistilled = studio.catalog.find_or_add(str(tmp_path / "undistilled"), TEXT_TO_IMAGE).name
+    assert "has no LCM-LoRA yet" in fast_preset(studio, undistilled)[5]
 
 
 def test_the_consistency_parametrisation_is_the_identity_at_time_zero_and_recovers_the_clean_latent():

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny
+from PIL import Image
 
 from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
 from diffusion_app.catalog import TINY_AUTOENCODER
+from diffusion_app.service.generation.image_to_image import image_to_image_run
 from diffusion_app.service.generation.text2img import TextToImageRequest, TextToImageRun, generate
 from diffusion_app.service.generation.text2img_parameters import request_fields
 from diffusion_app.service.models.tiny_autoencoders import tiny_autoencoder, tiny_decode
@@ -106,4 +108,19 @@ def test_fast_also_picks_the_models_tiny_decoder_for_previews_and_the_final_imag
     preset = fast_preset(studio, TINY_SD_MODEL)
     assert preset[:5] == [TINY_LCM_LORA, "LCM", 4, 1.0, 1.0] and preset[6:] == [TINY_TAESD, True, 1]
     assert f"tiny decoder {TINY_TAESD}" in preset[5]
-    assert fast_preset(studio, TINY_MODEL)[6:] != [TINY_TAESD, True, 1]
+
+
+def test_image_to_image_takes_the_lcm_lora_and_previews_every_step_through_the_tiny_decoder(studio):
+    picture = Image.new("RGB", (SIDE, SIDE), "red")
+    run = image_to_image_run(studio, request(scheduler="LCM", guidance_scale=1.0, steps=8, lora=TINY_LCM_LORA,
+                                             tiny_autoencoder=TINY_TAESD, tiny_final_decode=True), picture, 0.5,
+                             preview_every=1)
+    previews = [step.preview for step in run]
+    assert len(previews) == 4 and all(preview[0].size == (SIDE, SIDE) for preview in previews[:-1])
+    parameters = run.images[0].info["parameters"]
+    assert "Denoising strength: 0.5" in parameters and f"LoRA: {TINY_LCM_LORA}" in parameters
+    assert f"VAE: {TINY_TAESD}" in parameters
+
+
+def test_fast_on_a_pixel_model_says_it_needs_a_text_to_image_model(studio):
+    assert "Fast needs a text-to-image model" in fast_preset(studio, TINY_MODEL)[5]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import LORA, TEXT_TO_IMAGE, TINY_AUTOENCODER, UnknownModelError
+from ..service.models.lora_adapters import MAX_LORA_WEIGHT
 from ..service.studio import Studio
 from .common import model_dropdown
 from .i18n import tr
@@ -46,9 +47,13 @@ def fast_preset(studio: Studio, model_name: str) -> list:
     """The chosen model's distilled LoRA with its settings and its tiny decoder (previews every step, and the final
     images), or why there is none. Outputs: LoRA, sampler, steps, CFG, weight, note, tiny decoder, final, every."""
     try:
-        base = studio.catalog.find(model_name, TEXT_TO_IMAGE).source
+        entry = studio.catalog.find(model_name, TEXT_TO_IMAGE)
     except (UnknownModelError, ValueError) as err:
         return [gr.skip()] * 5 + [f"**{tr(str(err))}**"] + [gr.skip()] * 3
+    if entry.kind != TEXT_TO_IMAGE:
+        return [gr.skip()] * 5 + [tr(f"**Fast needs a text-to-image model**; {model_name} is a {entry.kind} "
+                                     f"model.")] + [gr.skip()] * 3
+    base = entry.source
     lora = first_usable(studio, studio.catalog.few_step_loras(base), LORA)
     tiny = first_usable(studio, studio.catalog.tiny_autoencoders(base), TINY_AUTOENCODER)
     decoder = [tiny.name, True, 1] if tiny else [gr.skip()] * 3
@@ -62,6 +67,16 @@ def fast_preset(studio: Studio, model_name: str) -> list:
     return [lora.name, *settings, " ".join([note, tiny_note]).strip(), *decoder]
 
 
+def lora_controls(studio: Studio, label: str = "LoRA") -> tuple[gr.Dropdown, gr.Slider]:
+    """The LoRA to apply (trained on the chosen model) and its weight."""
+    with gr.Row():
+        lora = model_dropdown(studio, LORA, none_choice="None", label=label,
+                              info="Adapters trained in the Training tab on the chosen model.")
+        lora_weight = gr.Slider(0, MAX_LORA_WEIGHT, value=1.0, step=0.05, label="LoRA weight",
+                                info="0 gives exactly the model's own images.")
+    return lora, lora_weight
+
+
 def tiny_decoder_controls(studio: Studio) -> tuple[gr.Dropdown, gr.Checkbox]:
     """The tiny decoder to preview with, and whether the final images come from it too."""
     with gr.Row():
@@ -73,11 +88,15 @@ def tiny_decoder_controls(studio: Studio) -> tuple[gr.Dropdown, gr.Checkbox]:
 
 
 def wire_few_step(studio: Studio, fast: gr.Button, note: gr.Markdown, model, lora, scheduler, steps, guidance,
-                  lora_weight, tiny, tiny_final, preview_every) -> None:
+                  lora_weight, tiny, tiny_final, preview_every=None) -> None:
+    """The LoRA chooser, the Fast button and the tiny decoder's previews; a tab without a preview interval (Image to
+    image previews every step with a tiny decoder) leaves preview_every out."""
     lora.input(lambda name: settings_for_lora(studio, name), lora, [scheduler, steps, guidance, lora_weight, note],
                api_visibility="private")
-    fast.click(lambda name: fast_preset(studio, name), model,
-               [lora, scheduler, steps, guidance, lora_weight, note, tiny, tiny_final, preview_every],
-               api_visibility="private")
+    outputs = [lora, scheduler, steps, guidance, lora_weight, note, tiny, tiny_final]
+    if preview_every is None:
+        fast.click(lambda name: fast_preset(studio, name)[:-1], model, outputs, api_visibility="private")
+        return
+    fast.click(lambda name: fast_preset(studio, name), model, [*outputs, preview_every], api_visibility="private")
     # A tiny decoder makes previews cheap: show one every step.
     tiny.input(lambda name: 1 if name else gr.skip(), tiny, preview_every, api_visibility="private")

@@ -16,6 +16,7 @@ from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
 from .common import (EXAMPLE_PICTURE, EXAMPLES, chosen_seed, examples, how_it_works, number, reports_errors, run_buttons,
                      runs_on_gpu, sampling_request, seed_controls, whole_number, zip_download)
+from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
 from .i18n import tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
@@ -58,6 +59,11 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                 sampler = gr.Dropdown(SAMPLERS, value="DDIM", label="Sampler",
                                       info="DDPM or DDIM for unconditional models; any for text to image.")
                 steps = gr.Slider(1, MAX_STEPS, value=defaults.image_to_image_steps, step=1, precision=0, label="Steps")
+            lora, lora_weight = lora_controls(studio, label="LoRA (text-to-image models)")
+            tiny, tiny_final = tiny_decoder_controls(studio)
+            with gr.Row():
+                fast = gr.Button("Fast: LCM-LoRA, 4 steps", size="sm", scale=0)
+                few_step_note = gr.Markdown()
             num_images = gr.Slider(1, max_batch, value=min(defaults.num_images, max_batch), step=1, precision=0,
                                    label="Number of images", info=defaults.hint)
             seed, random_seed = seed_controls()
@@ -75,7 +81,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
         studio.catalog.get(model_name).kind, step_count * strength_value, count, studio.sample_pixels(model_name)))
     @reports_errors
     def generate_image_to_image(model_name, picture, strength_value, prompt_text, negative_text, cfg, sampler_name,
-                                step_count, count, seed_value, use_random_seed, progress=gr.Progress()):
+                                step_count, count, seed_value, use_random_seed, lora_name="", lora_scale=1.0,
+                                tiny_name="", tiny_final_decode=False, progress=gr.Progress()):
         """Redraw an image: noise it to the strength's timestep, then denoise with a model (and, for text-to-image
         models, a prompt).
 
@@ -91,6 +98,10 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             count: number of images.
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
+            lora_name: a LoRA trained on this model (text-to-image models only; empty: none).
+            lora_scale: the LoRA's weight, 0-2.
+            tiny_name: a tiny autoencoder (TAESD) of this model: previews every step (text-to-image models only).
+            tiny_final_decode: decode the final images with the tiny autoencoder too, instead of the VAE.
         """
         progress = ThrottledProgress(progress)
         strength_value = number(strength_value, "Strength")
@@ -98,8 +109,11 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             width, height = (side // 8 * 8 for side in picture.size) if picture is not None else (512, 512)
             request = TextToImageRequest(model_name, prompt_text, negative_text, whole_number(step_count, "Steps"),
                                          number(cfg, "CFG scale"), width, height, whole_number(count, "Number of images"),
-                                         chosen_seed(seed_value, use_random_seed), sampler_name)
-            run = studio.start(image_to_image_run, request, picture, strength_value, preview_every=5)
+                                         chosen_seed(seed_value, use_random_seed), sampler_name,
+                                         lora=lora_name or None, lora_weight=number(lora_scale, "LoRA weight"),
+                                         tiny_autoencoder=tiny_name or None, tiny_final_decode=bool(tiny_final_decode))
+            run = studio.start(image_to_image_run, request, picture, strength_value,
+                               preview_every=1 if tiny_name else 5)
             for step in run:
                 progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
                 yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
@@ -117,7 +131,10 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                                    f"{step.total} of {request.steps} {request.scheduler} steps in "
                                                    f"{run.seconds:.1f} s")
 
-    inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed]
+    wire_few_step(studio, fast, few_step_note, model, lora, sampler, steps, guidance, lora_weight, tiny, tiny_final)
+    # The LoRA and the tiny decoder come last, so that API calls written before they existed still work.
+    inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed,
+              lora, lora_weight, tiny, tiny_final]
     run_and_stop(studio, generate, stop, generate_image_to_image, [*inputs, visitor_id], [start, gallery, report], report,
                  api_name="generate_image_to_image")
     sweep_panel(studio, "image-to-image", generate_image_to_image, inputs, SweepTab(
@@ -133,12 +150,12 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     rows = []
     if pixel_model and studio.catalog.get(pixel_model).available_offline():
         rows += [[pixel_model, str(EXAMPLE_PICTURE), 0.8, "", "", DEFAULT_GUIDANCE_SCALE, "DDIM", 50,
-                  min(4, max_batch), 0, False],
+                  min(4, max_batch), 0, False, "", 1.0, "", False],
                  [pixel_model, str(EXAMPLES / "grinning_face.png"), 0.5, "", "", DEFAULT_GUIDANCE_SCALE, "DDPM", 100,
-                  min(4, max_batch), 1, False]]
+                  min(4, max_batch), 1, False, "", 1.0, "", False]]
     if text_model and studio.catalog.get(text_model).available_offline():
         rows.append([text_model, str(EXAMPLE_PICTURE), 0.7, "blue heart", "", DEFAULT_GUIDANCE_SCALE, "DPM++ 2M", 25,
-                     min(4, max_batch), 2, False])
+                     min(4, max_batch), 2, False, "", 1.0, "", False])
     if rows:
         examples(rows, inputs, label="Examples (bundled models, offline)")
     return inputs

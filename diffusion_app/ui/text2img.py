@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..catalog import LORA, TEXT_TO_IMAGE, TINY_AUTOENCODER
+from ..catalog import TEXT_TO_IMAGE, TINY_AUTOENCODER
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..hardware import first_click
 from ..service.gpu_time import gpu_seconds
-from ..service.models.lora_adapters import MAX_LORA_WEIGHT
 from ..service.models.model_configs import native_resolution
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
@@ -17,7 +16,7 @@ from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE,
 from ..service.generation.text2img_parameters import request_fields_from_png
 from .common import (examples, chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
-from .few_step import tiny_decoder_controls, wire_few_step
+from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
 from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
@@ -95,11 +94,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             with gr.Row():
                 width = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_MULTIPLE, precision=0, label="Width")
                 height = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_MULTIPLE, precision=0, label="Height")
-            with gr.Row():
-                lora = model_dropdown(studio, LORA, none_choice="None", label="LoRA",
-                                      info="Adapters trained in the Training tab on the chosen model.")
-                lora_weight = gr.Slider(0, MAX_LORA_WEIGHT, value=1.0, step=0.05, label="LoRA weight",
-                                        info="0 gives exactly the model's own images.")
+            lora, lora_weight = lora_controls(studio)
             tiny, tiny_final = tiny_decoder_controls(studio)
             with gr.Row():
                 fast = gr.Button("Fast: LCM-LoRA, 4 steps", size="sm", scale=0)
