@@ -153,9 +153,11 @@ def test_text2img_fast_sets_up_the_models_lcm_lora_and_tiny_decoder_and_previews
     assert page.execute_script("return window.shownPictures.size") >= 6  # of 11 previews and the image
 
 
-def test_image_to_image_fast_redraws_with_the_lcm_lora_and_the_tiny_decoder(page):
+def test_image_to_image_fast_redraws_with_the_lcm_lora_and_the_tiny_decoder(page, tmp_path):
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "red.png")  # the size tiny-sd draws at
     panel = open_tab(page, "Image to image", "Strength")
     choose_option(page, panel, "Model", "tiny-sd")
+    panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(tmp_path / "red.png"))
     button(panel, "Fast: LCM-LoRA, 4 steps").click()
     WebDriverWait(page, 30).until(lambda d: "tiny-sd-lcm is an LCM-LoRA" in panel.text)
     for label, value in (("Steps", 8), ("Number of images", 1)):

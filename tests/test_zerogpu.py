@@ -15,7 +15,7 @@ from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.ui import build_app
-from conftest import TINY_MODEL, TINY_SD_MODEL
+from conftest import TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
 
 GENERATION_CALLS = {  # a valid call of every generation endpoint, on the tiny models
     "generate_unconditional": (TINY_MODEL, 2, 3, 5, False),
@@ -79,7 +79,8 @@ def test_the_duration_grows_with_the_work_and_respects_the_cap(app):
 
 
 def test_preloaded_models_serve_and_others_get_a_message_not_a_load(zerogpu_studio):
-    assert set(zerogpu_studio.cache.loaded()) == {TINY_MODEL, "tiny-digits", TINY_SD_MODEL}
+    # each tab's default, and the default text-to-image model's tiny decoder (its previews)
+    assert set(zerogpu_studio.cache.loaded()) == {TINY_MODEL, "tiny-digits", TINY_SD_MODEL, TINY_TAESD}
     images, _ = sample(zerogpu_studio, SamplingRequest(TINY_MODEL, steps=2, seed=1))
     assert len(images) == 1
     misses = zerogpu_studio.cache.misses
