@@ -76,9 +76,10 @@ def test_read_parameters_fills_the_controls(client, tmp_path):
     gallery, _ = client.predict(*text2img(prompt="a fox, sitting: on snow", negative="blurry", sampler="UniPC",
                                           steps=3, cfg=5, width=80, height=64, seed=42), api_name="/generate_text2img")
     values = client.predict(handle_file(gallery[0]["image"]), api_name="/read_parameters")
-    model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, message, lora, _ = values
-    assert (model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, lora) == \
-        (TINY_SD_MODEL, "a fox, sitting: on snow", "blurry", "UniPC", 3, 5, 80, 64, 42, False, "")
+    (model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, message,
+     lora, _, _, tiny_final) = values
+    assert (model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, lora, tiny_final) == \
+        (TINY_SD_MODEL, "a fox, sitting: on snow", "blurry", "UniPC", 3, 5, 80, 64, 42, False, "", False)
     assert message.startswith("Settings read from the image")
 
 
