@@ -1,6 +1,7 @@
 """Take the README's screenshots of the app on its bundled models, in headless Chromium.
 
-    python docs/take_screenshots.py
+    python docs/take_screenshots.py                  # every tab
+    python docs/take_screenshots.py step-by-step     # only these tabs: attention-maps, step-by-step
 
 Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on every generation tab
 (Text to image on the bundled emoji-t2i), noises a red disc on the Forward process tab, maps
@@ -82,6 +83,7 @@ def take_screenshots(driver, url: str, picture: Path) -> None:
     driver.save_screenshot(str(SCREENSHOTS / "forward_process.png"))
 
     take_attention_maps_screenshot(driver)
+    take_step_by_step_screenshot(driver)
 
     panel = open_tab(driver, "History", "Images, newest first")
     WebDriverWait(driver, TIMEOUT).until(lambda d: gallery_images(panel, "Images, newest first", first=4))
@@ -98,6 +100,19 @@ def take_attention_maps_screenshot(driver) -> None:
     replace_text(field(panel, "Seed"), "6")
     generate(driver, panel, lambda d: "attention read at" in panel.text and gallery_images(panel, "Attention per token"))
     driver.save_screenshot(str(SCREENSHOTS / "attention_maps.png"))
+
+
+def take_step_by_step_screenshot(driver) -> None:
+    """"red apple", seed 6, 20 steps on emoji-t2i, its latents decoded at steps 2, 5, 10 and 15."""
+    panel = open_tab(driver, "Step by step", "Decode latents at steps")
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Random seed']]//input").click()
+    replace_text(field(panel, "Seed"), "6")
+    replace_text(field(panel, "Decode latents at steps"), "2, 5, 10, 15")
+    generate(driver, panel, lambda d: "5. Decode" in panel.text and gallery_images(panel, "Latents decoded along the way"))
+    driver.save_screenshot(str(SCREENSHOTS / "step_by_step.png"))
+
+
+ONE_TAB_SCREENSHOTS = {"attention-maps": take_attention_maps_screenshot, "step-by-step": take_step_by_step_screenshot}
 
 
 def take_chinese_screenshot(url: str) -> None:
@@ -127,8 +142,14 @@ def main() -> None:
         env = {**os.environ, "DS_DATA_DIR": data_dir, "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
         with running_app(env, Path(data_dir) / "app.log") as url:
             with chromium() as driver:
-                take_screenshots(driver, url, red_disc(Path(data_dir)))
-            take_chinese_screenshot(url)
+                if sys.argv[1:]:
+                    open_page(driver, url)
+                    for tab in sys.argv[1:]:
+                        ONE_TAB_SCREENSHOTS[tab](driver)
+                else:
+                    take_screenshots(driver, url, red_disc(Path(data_dir)))
+            if not sys.argv[1:]:
+                take_chinese_screenshot(url)
     print(f"screenshots written to {SCREENSHOTS}")
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY_SD_MODEL
-from diffusion_app.service.generation.attention_maps import AttentionMapRun, prompt_tokens
+from diffusion_app.service.generation.attention_maps import AttentionMapRun
+from diffusion_app.service.generation.prompt_tokens import prompt_tokens
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings

@@ -12,8 +12,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, choose_option, chromium, gallery_images,
-                     open_page, open_tab, replace_text, report_text, set_number, visible_panel)
+from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, choose_option, chromium, field,
+                     gallery_images, open_page, open_tab, replace_text, report_text, set_number, visible_panel)
 from diffusion_app.hardware import CPU_FIRST_CLICK
 
 if not browser_available():
@@ -187,3 +187,21 @@ def test_attention_maps_tab_shows_a_map_per_word_and_redraws_for_the_chosen_toke
     levels[0].click()  # no level left: a message, and the maps stay
     WebDriverWait(page, 20).until(lambda d: "Choose at least one UNet level" in d.page_source)
     assert len(gallery_images(panel, "Attention per token")) == 3
+
+
+def test_step_by_step_tab_shows_each_stage_and_the_latents_along_the_way(page):
+    panel = open_tab(page, "Step by step", "Decode latents at steps")
+    set_number(panel, "Steps", 4)
+    replace_text(field(panel, "Decode latents at steps"), "2, 4")
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "4. Denoise: 4 steps of DPM++ 2M" in panel.text)
+    decoded = WebDriverWait(page, 10).until(lambda d: gallery_images(panel, "Latents decoded along the way"))
+    assert len(decoded) == 2 and "Step 2" in panel.text
+    assert "apple</w>" in panel.text and "padding × 73" in panel.text  # the tokens, padding folded into a row
+    assert panel.find_elements(By.CSS_SELECTOR, ".vega-embed")  # the chart of the noise predictions drew
+    assert re.search(r"Seed \d+ · 4 DPM\+\+ 2M steps, CFG scale 7.5", panel.text)
+
+    replace_text(field(panel, "Decode latents at steps"), "9")  # past the run: a message, the page keeps its results
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "Steps to decode must be from 1 to 4" in d.page_source)
+    assert len(gallery_images(panel, "Latents decoded along the way")) == 2

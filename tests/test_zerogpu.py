@@ -24,6 +24,7 @@ GENERATION_CALLS = {  # a valid call of every generation endpoint, on the tiny m
     "generate_colour_guidance": (TINY_MODEL, "#ff0000", 5, "fast", 1, 3, "DDIM", True, 1, 0, 1, 5, False),
     "generate_text2img": (TINY_SD_MODEL, "a red apple", "", "Euler", 2, 7.5, 64, 64, 1, 1, 5, False, "", 1.0),
     "generate_attention_maps": (TINY_SD_MODEL, "a red apple", "", "Euler", 2, 7.5, 1, 0, 5, False),
+    "generate_step_by_step": (TINY_SD_MODEL, "a red apple", "", "Euler a", 2, 7.5, "1", 5, False),
 }
 
 

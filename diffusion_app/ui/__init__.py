@@ -6,8 +6,8 @@ import gradio as gr
 
 from ..service.jobs.manager import JobManager
 from ..service.studio import Studio
-from . import (attention_maps, clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image, models_panel,
-               text2img, training, unconditional)
+from . import (attention_maps, clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image,
+               models_panel, step_by_step, text2img, training, unconditional)
 from .i18n import TranslatedBlocks, translate_on_load
 from .model_choices import refresh_model_choices
 from .remember import give_visitor_an_id, visitor_state
@@ -38,6 +38,8 @@ def build_app(studio: Studio, jobs: JobManager | None = None) -> gr.Blocks:
                 forward_process.build_tab(studio)
             with gr.Tab("Attention maps", id="attention-maps"):
                 attention_maps.build_tab(studio)
+            with gr.Tab("Step by step", id="step-by-step"):
+                step_by_step.build_tab(studio)
             with gr.Tab("History", id="history") as history_tab:
                 history.build_tab(studio, visitor_id, tabs, tab_inputs,
                                   {tab_id: title for tab_id, (title, _) in GENERATION_TABS.items()}, history_tab)

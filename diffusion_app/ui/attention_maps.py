@@ -10,7 +10,8 @@ from PIL import Image
 from ..catalog import TEXT_TO_IMAGE
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS
 from ..hardware import first_click
-from ..service.generation.attention_maps import AttentionMapRun, PromptToken
+from ..service.generation.attention_maps import AttentionMapRun
+from ..service.generation.prompt_tokens import PromptToken
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_STEPS, TextToImageRequest
 from ..service.gpu_time import gpu_seconds
 from ..service.studio import Studio

@@ -22,32 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from ..studio import Studio
+from .prompt_tokens import PromptToken, prompt_tokens
 from .sampling import require_int
 from .text2img import TextToImageRequest, TextToImageRun
 from ...core.denoising import eager_module
-
-
-@dataclass(frozen=True)
-class PromptToken:
-    index: int  # position in the text encoder's input
-    text: str  # the tokenizer's piece, as it reads it
-    role: str  # "start", "word", "end", "padding", or "cut" (past the text encoder's context: never read)
-
-
-def prompt_tokens(tokenizer, prompt: str) -> list[PromptToken]:
-    """The prompt as the text encoder reads it: start token, words, end token, padding to the context length,
-    and after them the pieces the encoder never sees."""
-    ids = tokenizer(prompt, truncation=False).input_ids
-    limit = tokenizer.model_max_length
-    pieces = tokenizer.convert_ids_to_tokens(ids)
-    words = pieces[1:-1]
-    seen, cut = words[:limit - 2], words[limit - 2:]
-    tokens = [PromptToken(0, pieces[0], "start")]
-    tokens += [PromptToken(index, piece, "word") for index, piece in enumerate(seen, start=1)]
-    tokens.append(PromptToken(len(seen) + 1, pieces[-1], "end"))
-    tokens += [PromptToken(index, "", "padding") for index in range(len(seen) + 2, limit)]
-    tokens += [PromptToken(limit + offset, piece, "cut") for offset, piece in enumerate(cut)]
-    return tokens
 
 
 def layer_grid(latent_height: int, latent_width: int, queries: int) -> tuple[int, int]:

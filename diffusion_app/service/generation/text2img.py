@@ -233,18 +233,22 @@ class TextToImageRun:
                                  negative_prompt=request.negative_prompt)
 
     def parameter_fields(self, seed: int) -> dict:
-        request = self.request
-        return {
-            "Steps": request.steps,
-            "Sampler": request.scheduler,
-            "CFG scale": f"{request.guidance_scale:g}",
-            "Seed": seed,
-            "Size": f"{request.width}x{request.height}",
-            "Model": request.model,
-            "LoRA": request.lora or None,
-            "LoRA weight": f"{request.lora_weight:g}" if request.lora else None,
-            "VAE": request.tiny_autoencoder if request.tiny_final_decode else None,  # as AUTOMATIC1111 names its VAE
-        }
+        return text_to_image_fields(self.request, seed)
+
+
+def text_to_image_fields(request: TextToImageRequest, seed: int) -> dict:
+    """The PNG parameters of an image a request made with `seed`, as the Text to image tab reads them back."""
+    return {
+        "Steps": request.steps,
+        "Sampler": request.scheduler,
+        "CFG scale": f"{request.guidance_scale:g}",
+        "Seed": seed,
+        "Size": f"{request.width}x{request.height}",
+        "Model": request.model,
+        "LoRA": request.lora or None,
+        "LoRA weight": f"{request.lora_weight:g}" if request.lora else None,
+        "VAE": request.tiny_autoencoder if request.tiny_final_decode else None,  # as AUTOMATIC1111 names its VAE
+    }
 
 
 def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipeline:
