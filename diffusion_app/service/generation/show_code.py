@@ -1,0 +1,181 @@
+"""The code behind an image: a self-contained Python script, using diffusers and torch only, that makes the same
+image from the parameters the image carries (its PNG `parameters` chunk).
+
+Where the app calls a diffusers pipeline (Text to image), the script calls the same pipeline with the same
+arguments. Where the app runs its own loop (Unconditional, DDIM, Digits: core/denoising.py), the script writes
+that loop out: x_T from a CPU generator seeded with the image's seed, the UNet in the model's dtype on a float32
+x_t, classifier-free guidance against the "no class" label, and the scheduler's step with the same options. A
+bundled model is referred to by its folder (relative to the checkout when it lies inside it), a hub model by
+its id. Each image of a batch has its own seed, so the script makes it alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog
+from ...core.metadata import parse_parameters
+from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
+
+CHECKOUT = Path(__file__).resolve().parents[3]
+
+PIXEL_SCRIPT = '''\
+"""{title}
+
+    pip install torch diffusers
+    python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model
+"""
+import sys
+
+import torch
+from diffusers import {scheduler_class}, UNet2DModel
+from PIL import Image
+
+MODEL = {model_source!r}  # {model_note}
+SEED = {seed}
+STEPS = {steps}
+HEIGHT, WIDTH = {height}, {width}
+DTYPE = torch.{dtype}  # the weights' dtype; x_t and the scheduler's arithmetic stay float32
+{class_settings}
+unet = UNet2DModel.from_pretrained(MODEL, subfolder="unet", torch_dtype=DTYPE)
+scheduler = {scheduler_class}.from_pretrained(MODEL, subfolder="scheduler")
+scheduler.set_timesteps(STEPS)
+
+# x_T: noise drawn on the CPU, so that a seed gives the same image on any device.
+generator = torch.Generator("cpu").manual_seed(SEED)
+sample = torch.randn((1, unet.config.in_channels, HEIGHT, WIDTH), generator=generator)
+
+for timestep in scheduler.timesteps:
+    with torch.no_grad():
+{prediction}
+    sample = scheduler.step(noise, timestep, sample, generator=generator{step_options}).prev_sample
+
+# [-1, 1] -> pixels, as diffusers' pipelines convert them.
+pixels = (sample / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+Image.fromarray((pixels * 255).round().astype("uint8").squeeze()).save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
+'''
+
+PLAIN_PREDICTION = '''\
+        noise = unet(sample.to(DTYPE), timestep{labels}).sample.float()'''
+
+GUIDED_PREDICTION = '''\
+        # Classifier-free guidance: the class's prediction and the "no class" one, from one doubled batch.
+        labels = torch.tensor([LABEL, NULL_LABEL])
+        both = unet(torch.cat([sample, sample]).to(DTYPE), timestep, class_labels=labels).sample.float()
+        conditional, unconditional = both.chunk(2)
+        noise = unconditional + GUIDANCE_SCALE * (conditional - unconditional)'''
+
+TEXT_TO_IMAGE_SCRIPT = '''\
+"""{title}
+
+    pip install torch diffusers transformers{peft}
+    python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model
+"""
+import sys
+
+import torch
+from diffusers import {imports}
+
+MODEL = {model_source!r}  # {model_note}
+DTYPE = torch.{dtype}
+
+pipeline = AutoPipelineForText2Image.from_pretrained(MODEL, dtype=DTYPE)
+pipeline.scheduler = {scheduler_class}.from_config(pipeline.scheduler.config)  # sampler "{sampler}"
+{extras}
+image = pipeline(
+    prompt={prompt!r},
+    negative_prompt={negative_prompt!r},
+    num_inference_steps={steps},
+    guidance_scale={guidance_scale},
+    width={width},
+    height={height},
+    generator=torch.Generator("cpu").manual_seed({seed}),  # noise drawn on the CPU: the same on any device
+).images[0]
+image.save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
+'''
+
+
+def model_reference(catalog: Catalog, name: str) -> tuple[str, str]:
+    """(what from_pretrained is given, a comment on it): a folder relative to the checkout, or a hub id."""
+    entry = catalog.get(name)
+    folder = Path(entry.source)
+    if not folder.is_absolute() and not folder.is_dir():
+        return entry.source, f"{name}, a Hugging Face hub id"
+    folder = folder.resolve()
+    if folder.is_relative_to(CHECKOUT):
+        return str(folder.relative_to(CHECKOUT)), f"{name}: its folder in the Diffusion Studio checkout"
+    return str(folder), f"{name}: its folder"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def image_script(catalog: Catalog, parameters_text: str, dtype: torch.dtype, tab: str) -> str:
+    """The script that makes the image whose PNG parameters are `parameters_text`, in `dtype` on the CPU."""
+    fields = parse_parameters(parameters_text)
+    if "Model" not in fields or "Seed" not in fields:
+        raise ValueError("This image carries no model and seed, so there is no code to show for it.")
+    kind = catalog.get(fields["Model"]).kind
+    if kind == TEXT_TO_IMAGE:
+        return text_to_image_script(catalog, fields, dtype, tab)
+    if kind in (UNCONDITIONAL, CLASS_CONDITIONAL):
+        return pixel_script(catalog, fields, dtype, tab)
+    raise ValueError(f"There is no script for a {kind} model.")
+
+
+def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -> str:
+    """Unconditional, DDIM and Digits: the loop of core/denoising.py written out."""
+    sampler = fields["Sampler"]
+    if sampler not in UNCONDITIONAL_SCHEDULERS:
+        raise ValueError(f"Unknown sampler {sampler!r} in the image's parameters.")
+    width, height = (int(side) for side in fields["Size"].split("x"))
+    guidance_scale = float(fields.get("CFG scale", 1))
+    step_options = ""
+    if sampler == "DDIM":  # guided predictions overshoot: DDIM re-derives the noise from the clipped x0
+        step_options = f", eta={float(fields.get('Eta', 0.0))!r}, use_clipped_model_output={guidance_scale != 1}"
+    class_settings, labels, prediction = "", "", None
+    if "Class" in fields:
+        entry = catalog.get(fields["Model"])
+        label = list(entry.class_names).index(fields["Class"])
+        class_settings = f"LABEL = {label}  # class {fields['Class']!r}\n"
+        if guidance_scale != 1:
+            class_settings += (f"NULL_LABEL = {len(entry.class_names)}  # 'no class', which class dropout trained\n"
+                               f"GUIDANCE_SCALE = {guidance_scale!r}\n")
+            prediction = GUIDED_PREDICTION
+        labels = ", class_labels=torch.tensor([LABEL])"
+    model_source, model_note = model_reference(catalog, fields["Model"])
+    return PIXEL_SCRIPT.format(
+        title=f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}.",
+        filename="make_image.py", scheduler_class=UNCONDITIONAL_SCHEDULERS[sampler].__name__,
+        model_source=model_source, model_note=model_note, seed=int(fields["Seed"]), steps=int(fields["Steps"]),
+        height=height, width=width, dtype=dtype_name(dtype), class_settings=class_settings,
+        prediction=prediction or PLAIN_PREDICTION.format(labels=labels), step_options=step_options)
+
+
+def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -> str:
+    """Text to image: the pipeline's own call, with the LoRA and the tiny decoder the image was made with."""
+    sampler = fields["Sampler"]
+    if sampler not in TEXT_TO_IMAGE_SCHEDULERS:
+        raise ValueError(f"Unknown sampler {sampler!r} in the image's parameters.")
+    width, height = (int(side) for side in fields["Size"].split("x"))
+    scheduler_class = TEXT_TO_IMAGE_SCHEDULERS[sampler].__name__
+    imports, extras = ["AutoPipelineForText2Image", scheduler_class], []
+    if fields.get("LoRA"):
+        lora_source, lora_note = model_reference(catalog, fields["LoRA"])
+        extras += [f"pipeline.load_lora_weights({lora_source!r}, adapter_name=\"lora\")  # {lora_note}",
+                   f"pipeline.set_adapters([\"lora\"], [{float(fields.get('LoRA weight', 1))!r}])"]
+    if fields.get("VAE"):
+        vae_source, vae_note = model_reference(catalog, fields["VAE"])
+        imports.append("AutoencoderTiny")
+        extras.append(f"pipeline.vae = AutoencoderTiny.from_pretrained({vae_source!r}, torch_dtype=DTYPE)  # {vae_note}")
+    model_source, model_note = model_reference(catalog, fields["Model"])
+    return TEXT_TO_IMAGE_SCRIPT.format(
+        title=f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}.",
+        filename="make_image.py", peft=" peft" if fields.get("LoRA") else "", imports=", ".join(imports),
+        model_source=model_source, model_note=model_note, dtype=dtype_name(dtype), scheduler_class=scheduler_class,
+        sampler=sampler, extras="\n".join(extras), prompt=fields.get("Prompt", ""),
+        negative_prompt=fields.get("Negative prompt", ""), steps=int(fields["Steps"]),
+        guidance_scale=float(fields["CFG scale"]), width=width, height=height, seed=int(fields["Seed"]))
