@@ -54,6 +54,17 @@ def test_unconditional_generate_serves_png_with_parameters(page):
     parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
     assert "Seed:" in parameters and "Steps: 20" in parameters, parameters
 
+    # Show the code: the script of the first image, then of the image clicked (its seed is one more).
+    seed = int(re.search(r"Seed: (\d+)", parameters).group(1))
+    panel.find_element(By.XPATH, ".//button[.//*[normalize-space()='Show the code']]").click()
+    code = WebDriverWait(page, 10).until(lambda d: panel.find_element(By.CSS_SELECTOR, ".cm-content"))
+    WebDriverWait(page, 10).until(lambda d: f"SEED = {seed}" in code.text)
+    assert "UNet2DModel.from_pretrained(MODEL" in code.text and "STEPS = 20" in code.text
+    assert button(panel, "Download make_image.py").is_displayed()
+    images[1].click()
+    WebDriverWait(page, 10).until(lambda d: f"SEED = {seed + 1}" in panel.find_element(By.CSS_SELECTOR,
+                                                                                      ".cm-content").text)
+
 
 def test_ddim_tab_streams_both_galleries(page):
     panel = open_tab(page, "DDIM step control", "DDIM steps")

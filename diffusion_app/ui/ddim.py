@@ -11,6 +11,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
@@ -95,8 +96,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         )
 
     inputs = [model, steps, eta, num_images, preview_every, seed, random_seed]
-    run_and_stop(studio, generate, stop, generate_ddim, [*inputs, visitor_id], [noisy, predicted, report], report,
+    run_event = run_and_stop(studio, generate, stop, generate_ddim, [*inputs, visitor_id], [noisy, predicted, report], report,
                  api_name="generate_ddim")
+    code_panel(studio, run_event, noisy, 'DDIM step control')
     sweep_panel(studio, "ddim", generate_ddim, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "DDIM steps": SweepInput(1, AxisKind("int")),

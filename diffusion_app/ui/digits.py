@@ -13,6 +13,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import DEFAULT_CFG_SCALE, MAX_CFG_SCALE, MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
@@ -117,8 +118,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     model.change(show_classes, model, classes, api_visibility="private")
     # The CFG scale comes last so that API calls written before it existed still work.
     inputs = [model, classes, per_class, steps, scheduler, seed, random_seed, guidance]
-    run_and_stop(studio, generate, stop, generate_digits, [*inputs, visitor_id], [grid, report, gallery], report,
+    run_event = run_and_stop(studio, generate, stop, generate_digits, [*inputs, visitor_id], [grid, report, gallery], report,
                  api_name="generate_digits")
+    code_panel(studio, run_event, gallery, 'Digits')
     sweep_panel(studio, "digits", generate_digits, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Digits": SweepInput(1, AxisKind("list")),

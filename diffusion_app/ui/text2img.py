@@ -14,6 +14,7 @@ from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, MIN_SIDE,
                                            SIDE_MULTIPLE, TextToImageRequest, TextToImageRun)
 from ..service.generation.text2img_parameters import request_fields_from_png
+from .code_panel import code_panel
 from .common import (examples, chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
                      runs_on_gpu, seed_controls, whole_number, zip_download)
 from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
@@ -212,8 +213,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     # The LoRA and the tiny decoder come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
               seed, random_seed, lora, lora_weight, tiny, tiny_final]
-    run_and_stop(studio, generate, stop, generate_text2img, [*inputs, visitor_id], [gallery, report], report,
+    run_event = run_and_stop(studio, generate, stop, generate_text2img, [*inputs, visitor_id], [gallery, report], report,
                  api_name="generate_text2img")
+    code_panel(studio, run_event, gallery, 'Text to image')
     sweep_panel(studio, "text2img", generate_text2img, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Prompt": SweepInput(1, AxisKind("text"), search_replace=True),

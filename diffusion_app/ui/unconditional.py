@@ -11,6 +11,7 @@ from ..service.gpu_time import gpu_seconds
 from ..service.generation.sampling import MAX_STEPS, SamplingRun
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .i18n import tr
@@ -78,8 +79,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         )
 
     inputs = [model, num_images, steps, seed, random_seed]
-    run_and_stop(studio, generate, stop, generate_unconditional, [*inputs, visitor_id], [gallery, report], report,
+    run_event = run_and_stop(studio, generate, stop, generate_unconditional, [*inputs, visitor_id], [gallery, report], report,
                  api_name="generate_unconditional")
+    code_panel(studio, run_event, gallery, 'Unconditional')
     sweep_panel(studio, "unconditional", generate_unconditional, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Steps": SweepInput(2, AxisKind("int")),

@@ -1,0 +1,97 @@
+"""Show the code: the script exported for an image makes that image when run on its own, in a fresh Python
+process, offline, with diffusers alone (float32: equal within 1/255).
+
+The scripts import nothing of the app. The process that runs them first makes torchvision importable on this
+CPU-only machine (diffusion_app.torchvision_compat), as the app does, since diffusers imports it through
+transformers; a user's own torch install needs no such step."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
+from diffusion_app.service.generation.sampling import SamplingRequest, sample
+from diffusion_app.service.generation.show_code import image_script
+from diffusion_app.service.generation.text2img import TextToImageRequest, generate
+from diffusion_app.service.studio import Studio
+from diffusion_app.settings import Settings
+from running_app import REPO_ROOT
+
+RUN_SCRIPTS = """
+import runpy, sys
+from diffusion_app.torchvision_compat import ensure_torchvision_importable
+ensure_torchvision_importable()
+for script, image in zip(sys.argv[1::2], sys.argv[2::2]):
+    sys.argv = [script, image]
+    runpy.run_path(script, run_name="__main__")
+"""
+
+
+def app_images(studio: Studio, bundled: Studio) -> dict[str, tuple[Image.Image, Studio, str]]:
+    """One image per case, as each tab makes it: (image, the studio that made it, the tab's title)."""
+    unconditional, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=2, steps=6, seed=3, scheduler="DDPM"))
+    ddim, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=1, steps=5, seed=8, scheduler="DDIM", eta=0.5))
+    digits, _ = sample(studio, SamplingRequest("tiny-digits", num_images=1, steps=5, seed=2, scheduler="DDIM",
+                                               classes=(3, 7), guidance_scale=3.0))
+    digits_plain, _ = sample(studio, SamplingRequest("tiny-digits", num_images=1, steps=4, seed=2, classes=(5,)))
+    text, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", negative_prompt="blurry", steps=3,
+                                                  width=64, height=64, seed=4, scheduler="Euler a"))
+    fast, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", steps=2, width=64, height=64, seed=4,
+                                                  scheduler="LCM", guidance_scale=1, lora=TINY_LCM_LORA,
+                                                  lora_weight=0.8, tiny_autoencoder=TINY_TAESD,
+                                                  tiny_final_decode=True))
+    openmoji, _ = sample(bundled, SamplingRequest("openmoji", num_images=1, steps=4, seed=6, scheduler="DDIM"))
+    return {
+        "unconditional, second image of a batch": (unconditional[1], studio, "Unconditional"),
+        "ddim with eta": (ddim[0], studio, "DDIM step control"),
+        "digits with CFG": (digits[1], studio, "Digits"),
+        "digits without CFG": (digits_plain[0], studio, "Digits"),
+        "text to image": (text[0], studio, "Text to image"),
+        "text to image with a LoRA and a tiny decoder": (fast[0], studio, "Text to image"),
+        "bundled model": (openmoji[0], bundled, "DDIM step control"),
+    }
+
+
+def test_each_script_makes_its_image_in_a_fresh_process(studio, tmp_path):
+    bundled = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path / "data", offline=True,
+                              dtype=torch.float32))
+    cases = app_images(studio, bundled)
+    arguments = []
+    for number, (image, made_by, tab) in enumerate(cases.values()):
+        script = tmp_path / f"make_image_{number}.py"
+        script.write_text(image_script(made_by.catalog, image.info["parameters"], torch.float32, tab))
+        arguments += [str(script), str(tmp_path / f"image_{number}.png")]
+    assert "MODEL = 'models/openmoji'" in script.read_text()  # a bundled model by its folder in the checkout
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    subprocess.run([sys.executable, "-c", RUN_SCRIPTS, *arguments], cwd=REPO_ROOT, env=environment, check=True,
+                   timeout=300)
+    for number, (case, (image, _, _)) in enumerate(cases.items()):
+        made = np.asarray(Image.open(tmp_path / f"image_{number}.png"), dtype=float)
+        assert made.shape == np.asarray(image).shape, case
+        assert np.abs(made - np.asarray(image, dtype=float)).max() <= 1, case
+
+
+def test_the_script_says_what_it_loads(studio):
+    images, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, "a fox, sitting", steps=2, width=64, height=64,
+                                                    seed=1, lora=TINY_LCM_LORA, scheduler="LCM", guidance_scale=1))
+    script = image_script(studio.catalog, images[0].info["parameters"], torch.float32, "Text to image")
+    assert "LCMScheduler.from_config" in script and "prompt='a fox, sitting'" in script
+    assert f"load_lora_weights({str(studio.catalog.get(TINY_LCM_LORA).source)!r}" in script
+    assert "pip install torch diffusers transformers peft" in script
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ("Forward process: t=50, Schedule: linear", "no model and seed"),
+    (f"Steps: 3, Sampler: Heun, Seed: 1, Size: 16x16, Model: {TINY_MODEL}", "Unknown sampler 'Heun'"),
+    ("Steps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: no-such-model", "Unknown model"),
+])
+def test_an_image_without_what_a_script_needs_gets_a_message(studio, parameters, message):
+    with pytest.raises(ValueError, match=message):
+        image_script(studio.catalog, parameters, torch.float32, "Unconditional")
