@@ -27,6 +27,7 @@ TABS = {
     "Image to image": "Strength",
     "Forward process": "Noise schedule",
     "Attention maps": "UNet levels",
+    "Step by step": "Decode latents at steps",
     "History": "Images, newest first",
     "Training": "Batch size",
     "Models": "Loaded model",
