@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
+from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
 from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.generation.show_code import image_script
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
@@ -47,6 +48,13 @@ def app_images(studio: Studio, bundled: Studio) -> dict[str, tuple[Image.Image, 
                                                   scheduler="LCM", guidance_scale=1, lora=TINY_LCM_LORA,
                                                   lora_weight=0.8, tiny_autoencoder=TINY_TAESD,
                                                   tiny_final_decode=True))
+    colour_fast = GuidedRun(studio, SamplingRequest(TINY_MODEL, num_images=1, steps=6, seed=5, scheduler="DDIM"),
+                            Guidance(scale=40, method="fast", every=2, start=0.2), ColourObjective("#ff8000"))
+    colour_exact = GuidedRun(studio, SamplingRequest("tiny-gray", num_images=1, steps=5, seed=5, scheduler="DDPM"),
+                             Guidance(scale=40, method="exact"), ColourObjective("#2060ff"))
+    for guided in (colour_fast, colour_exact):
+        for _ in guided:
+            pass
     openmoji, _ = sample(bundled, SamplingRequest("openmoji", num_images=1, steps=4, seed=6, scheduler="DDIM"))
     return {
         "unconditional, second image of a batch": (unconditional[1], studio, "Unconditional"),
@@ -55,6 +63,8 @@ def app_images(studio: Studio, bundled: Studio) -> dict[str, tuple[Image.Image, 
         "digits without CFG": (digits_plain[0], studio, "Digits"),
         "text to image": (text[0], studio, "Text to image"),
         "text to image with a LoRA and a tiny decoder": (fast[0], studio, "Text to image"),
+        "colour guidance, fast, every 2nd step from 0.2": (colour_fast.images()[0], studio, "Colour guidance"),
+        "colour guidance, exact, grayscale": (colour_exact.images()[0], studio, "Colour guidance"),
         "bundled model": (openmoji[0], bundled, "DDIM step control"),
     }
 
@@ -91,6 +101,7 @@ def test_the_script_says_what_it_loads(studio):
     ("Forward process: t=50, Schedule: linear", "no model and seed"),
     (f"Steps: 3, Sampler: Heun, Seed: 1, Size: 16x16, Model: {TINY_MODEL}", "Unknown sampler 'Heun'"),
     ("Steps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: no-such-model", "Unknown model"),
+    (f"Steps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: {TINY_MODEL}, Guidance: CLIP", "no script yet"),
 ])
 def test_an_image_without_what_a_script_needs_gets_a_message(studio, parameters, message):
     with pytest.raises(ValueError, match=message):

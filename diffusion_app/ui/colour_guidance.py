@@ -15,6 +15,7 @@ from ..service.generation.guidance import GUIDANCE_METHODS, ColourObjective, Gui
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, loss_frame, loss_plot, plot_update,
@@ -119,8 +120,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
 
     inputs = [model, colour, scale, method, num_images, steps, scheduler, side_by_side, every, start, end, seed,
               random_seed]
-    run_and_stop(studio, generate, stop, generate_colour_guidance, [*inputs, visitor_id],
-                 [guided_gallery, unguided_gallery, plot, report], report, api_name="generate_colour_guidance")
+    run_event = run_and_stop(studio, generate, stop, generate_colour_guidance, [*inputs, visitor_id],
+                             [guided_gallery, unguided_gallery, plot, report], report,
+                             api_name="generate_colour_guidance")
+    code_panel(studio, run_event, guided_gallery, "Colour guidance")
     sweep_panel(studio, "colour-guidance", generate_colour_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Target colour": SweepInput(1, AxisKind("text")),

@@ -47,10 +47,9 @@ scheduler.set_timesteps(STEPS)
 generator = torch.Generator("cpu").manual_seed(SEED)
 sample = torch.randn((1, unet.config.in_channels, HEIGHT, WIDTH), generator=generator)
 
-for timestep in scheduler.timesteps:
+{loop}
     with torch.no_grad():
-{prediction}
-    sample = scheduler.step(noise, timestep, sample, generator=generator{step_options}).prev_sample
+        sample = scheduler.step(noise, timestep, sample, generator=generator{step_options}).prev_sample
 
 # [-1, 1] -> pixels, as diffusers' pipelines convert them.
 pixels = (sample / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy()
@@ -58,14 +57,37 @@ Image.fromarray((pixels * 255).round().astype("uint8").squeeze()).save(sys.argv[
 '''
 
 PLAIN_PREDICTION = '''\
+    with torch.no_grad():
         noise = unet(sample.to(DTYPE), timestep{labels}).sample.float()'''
 
 GUIDED_PREDICTION = '''\
+    with torch.no_grad():
         # Classifier-free guidance: the class's prediction and the "no class" one, from one doubled batch.
         labels = torch.tensor([LABEL, NULL_LABEL])
         both = unet(torch.cat([sample, sample]).to(DTYPE), timestep, class_labels=labels).sample.float()
         conditional, unconditional = both.chunk(2)
         noise = unconditional + GUIDANCE_SCALE * (conditional - unconditional)'''
+
+COLOUR_GUIDED_PREDICTION = '''\
+    if index % EVERY == 0 and START * len(timesteps) <= index < END * len(timesteps):
+        # Guidance: move x_t so that the predicted clean image x0 comes closer to the colour. Any noise this
+        # step draws comes from a scratch generator, so the image's own generator advances as unguided.
+        with torch.set_grad_enabled(METHOD == "exact"):
+            sample = sample.detach().requires_grad_(METHOD == "exact")
+            noise = unet(sample.to(DTYPE), timestep).sample.float()
+            x0 = scheduler.step(noise, timestep, sample, generator=scratch{guide_options}).pred_original_sample
+        if METHOD == "fast":  # the gradient with respect to x0, carried to x_t by x0's formula with eps fixed
+            x0 = x0.detach().requires_grad_()
+        loss = (x0 - TARGET).abs().mean() * SCALE
+        if METHOD == "exact":  # through the UNet itself
+            (gradient,) = torch.autograd.grad(loss, sample)
+        else:
+            (gradient,) = torch.autograd.grad(loss, x0)
+            gradient = gradient / scheduler.alphas_cumprod[int(timestep)].item() ** 0.5
+        sample, noise = (sample - gradient).detach(), noise.detach()
+    else:
+        with torch.no_grad():
+            noise = unet(sample.to(DTYPE), timestep).sample.float()'''
 
 TEXT_TO_IMAGE_SCRIPT = '''\
 """{title}
@@ -146,13 +168,38 @@ def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -
                                f"GUIDANCE_SCALE = {guidance_scale!r}\n")
             prediction = GUIDED_PREDICTION
         labels = ", class_labels=torch.tensor([LABEL])"
+    loop = "for timestep in scheduler.timesteps:\n" + (prediction or PLAIN_PREDICTION.format(labels=labels))
+    if fields.get("Guidance") == "colour":
+        class_settings, loop = colour_guidance(fields, step_options)
+        step_options = step_options.split(", use_clipped")[0]  # the guided loop steps as the plain DDIM loop
+    elif fields.get("Guidance"):
+        raise ValueError(f"There is no script yet for {fields['Guidance']} guidance.")
     model_source, model_note = model_reference(catalog, fields["Model"])
     return PIXEL_SCRIPT.format(
         title=f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}.",
         filename="make_image.py", scheduler_class=UNCONDITIONAL_SCHEDULERS[sampler].__name__,
         model_source=model_source, model_note=model_note, seed=int(fields["Seed"]), steps=int(fields["Steps"]),
-        height=height, width=width, dtype=dtype_name(dtype), class_settings=class_settings,
-        prediction=prediction or PLAIN_PREDICTION.format(labels=labels), step_options=step_options)
+        height=height, width=width, dtype=dtype_name(dtype), class_settings=class_settings, loop=loop,
+        step_options=step_options)
+
+
+def colour_guidance(fields: dict, step_options: str) -> tuple[str, str]:
+    """The settings and the loop of a colour-guided image (service/generation/guidance.py written out)."""
+    start, end = (float(part) for part in fields.get("Guidance range", "0-1").split("-"))
+    settings = (f"COLOUR = {fields['Colour']!r}\n"
+                f"SCALE = {float(fields['Guidance scale'])!r}  # 0 leaves the unguided image\n"
+                f"METHOD = {fields['Guidance method']!r}  # fast: the gradient at x0; exact: through the UNet\n"
+                f"EVERY, START, END = {int(fields.get('Guidance every', 1))}, {start!r}, {end!r}"
+                f"  # guide every k-th step in this fraction of them\n")
+    loop = ("# The colour in [-1, 1], as the model's pixels are (its luminance for a grayscale model).\n"
+            "rgb = Image.new(\"RGB\", (1, 1), COLOUR)\n"
+            "target = rgb.getpixel((0, 0)) if unet.config.in_channels == 3 else (rgb.convert(\"L\").getpixel((0, 0)),)\n"
+            "TARGET = torch.tensor([value / 255 for value in target]).view(1, -1, 1, 1) * 2 - 1\n"
+            "scratch = torch.Generator(\"cpu\")\n\n"
+            "timesteps = scheduler.timesteps\n"
+            "for index, timestep in enumerate(timesteps):\n"
+            + COLOUR_GUIDED_PREDICTION.format(guide_options=step_options.split(", use_clipped")[0]))
+    return settings, loop
 
 
 def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -> str:
