@@ -18,8 +18,9 @@ from PIL import Image
 
 from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
 from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
+from diffusion_app.service.generation.image_to_image import SDEditRun, image_to_image_run
 from diffusion_app.service.generation.sampling import SamplingRequest, sample
-from diffusion_app.service.generation.show_code import image_script
+from diffusion_app.service.generation.show_code import image_script, start_picture
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
@@ -35,8 +36,9 @@ for script, image in zip(sys.argv[1::2], sys.argv[2::2]):
 """
 
 
-def app_images(studio: Studio, bundled: Studio) -> dict[str, tuple[Image.Image, Studio, str]]:
-    """One image per case, as each tab makes it: (image, the studio that made it, the tab's title)."""
+def app_images(studio: Studio, bundled: Studio) -> tuple[dict[str, tuple[Image.Image, Studio, str]], Image.Image]:
+    """One image per case, as each tab makes it: (image, the studio that made it, the tab's title); and the
+    picture Image to image started from."""
     unconditional, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=2, steps=6, seed=3, scheduler="DDPM"))
     ddim, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=1, steps=5, seed=8, scheduler="DDIM", eta=0.5))
     digits, _ = sample(studio, SamplingRequest("tiny-digits", num_images=1, steps=5, seed=2, scheduler="DDIM",
@@ -55,6 +57,15 @@ def app_images(studio: Studio, bundled: Studio) -> dict[str, tuple[Image.Image, 
     for guided in (colour_fast, colour_exact):
         for _ in guided:
             pass
+    picture = Image.effect_mandelbrot((72, 64), (-2, -1.2, 1, 1.2), 60).convert("RGB")  # resized to 72x64 for SD
+    redrawn = image_to_image_run(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", steps=5, width=72,
+                                                            height=64, seed=9, scheduler="DDIM"), picture, 0.6)
+    for _ in redrawn:
+        pass
+    sdedit = SDEditRun(studio, SamplingRequest(TINY_MODEL, num_images=1, steps=10, seed=9, scheduler="DDIM"),
+                       picture, 0.5)
+    for _ in sdedit:
+        pass
     openmoji, _ = sample(bundled, SamplingRequest("openmoji", num_images=1, steps=4, seed=6, scheduler="DDIM"))
     return {
         "unconditional, second image of a batch": (unconditional[1], studio, "Unconditional"),
@@ -65,18 +76,24 @@ def app_images(studio: Studio, bundled: Studio) -> dict[str, tuple[Image.Image, 
         "text to image with a LoRA and a tiny decoder": (fast[0], studio, "Text to image"),
         "colour guidance, fast, every 2nd step from 0.2": (colour_fast.images()[0], studio, "Colour guidance"),
         "colour guidance, exact, grayscale": (colour_exact.images()[0], studio, "Colour guidance"),
+        "image to image, Stable Diffusion": (redrawn.images[0], studio, "Image to image"),
+        "image to image, pixel model": (sdedit.images()[0], studio, "Image to image"),
         "bundled model": (openmoji[0], bundled, "DDIM step control"),
-    }
+    }, picture
 
 
 def test_each_script_makes_its_image_in_a_fresh_process(studio, tmp_path):
     bundled = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path / "data", offline=True,
                               dtype=torch.float32))
-    cases = app_images(studio, bundled)
+    cases, picture = app_images(studio, bundled)
     arguments = []
     for number, (image, made_by, tab) in enumerate(cases.values()):
-        script = tmp_path / f"make_image_{number}.py"
+        folder = tmp_path / f"case_{number}"  # as the download unpacks: the script, and the picture it starts from
+        folder.mkdir()
+        script = folder / "make_image.py"
         script.write_text(image_script(made_by.catalog, image.info["parameters"], torch.float32, tab))
+        if tab == "Image to image":
+            start_picture(image.info["parameters"], picture, image).save(folder / "start.png")
         arguments += [str(script), str(tmp_path / f"image_{number}.png")]
     assert "MODEL = 'models/openmoji'" in script.read_text()  # a bundled model by its folder in the checkout
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog
 from ...core.metadata import parse_parameters
@@ -28,7 +29,7 @@ PIXEL_SCRIPT = '''\
     python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model
 """
 import sys
-
+{numpy}
 import torch
 from diffusers import {scheduler_class}, UNet2DModel
 from PIL import Image
@@ -54,6 +55,21 @@ sample = torch.randn((1, unet.config.in_channels, HEIGHT, WIDTH), generator=gene
 # [-1, 1] -> pixels, as diffusers' pipelines convert them.
 pixels = (sample / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy()
 Image.fromarray((pixels * 255).round().astype("uint8").squeeze()).save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
+'''
+
+SDEDIT_START = '''\
+# SDEdit: the picture noised to the timestep where the strength's share of the steps begins, then denoised.
+mode = "RGB" if unet.config.in_channels == 3 else "L"
+picture = Image.open(START).convert(mode).resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
+pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 127.5 - 1)
+clean = (pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)).unsqueeze(0)
+skip = STEPS - min(STEPS, int(STEPS * STRENGTH))
+timesteps = scheduler.timesteps[skip:]
+if skip == STEPS:  # strength 0: nothing to undo
+    sample = clean
+elif skip > 0:
+    sample = scheduler.add_noise(clean, sample, timesteps[:1])
+
 '''
 
 PLAIN_PREDICTION = '''\
@@ -95,15 +111,15 @@ TEXT_TO_IMAGE_SCRIPT = '''\
     pip install torch diffusers transformers{peft}
     python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model
 """
-import sys
+import sys{path}
 
 import torch
-from diffusers import {imports}
+from diffusers import {imports}{pil}
 
 MODEL = {model_source!r}  # {model_note}
 DTYPE = torch.{dtype}
-
-pipeline = AutoPipelineForText2Image.from_pretrained(MODEL, dtype=DTYPE)
+{start_settings}
+pipeline = {pipeline_class}.from_pretrained(MODEL, dtype=DTYPE)
 pipeline.scheduler = {scheduler_class}.from_config(pipeline.scheduler.config)  # sampler "{sampler}"
 {extras}
 image = pipeline(
@@ -111,8 +127,7 @@ image = pipeline(
     negative_prompt={negative_prompt!r},
     num_inference_steps={steps},
     guidance_scale={guidance_scale},
-    width={width},
-    height={height},
+{size_arguments}
     generator=torch.Generator("cpu").manual_seed({seed}),  # noise drawn on the CPU: the same on any device
 ).images[0]
 image.save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
@@ -169,6 +184,10 @@ def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -
             prediction = GUIDED_PREDICTION
         labels = ", class_labels=torch.tensor([LABEL])"
     loop = "for timestep in scheduler.timesteps:\n" + (prediction or PLAIN_PREDICTION.format(labels=labels))
+    if "Denoising strength" in fields:
+        class_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from, at the model's size\n"
+                          f"STRENGTH = {float(fields['Denoising strength'])!r}  # 0: the picture as it is; 1: noise\n")
+        loop = SDEDIT_START + loop.replace("in scheduler.timesteps:", "in timesteps:")
     if fields.get("Guidance") == "colour":
         class_settings, loop = colour_guidance(fields, step_options)
         step_options = step_options.split(", use_clipped")[0]  # the guided loop steps as the plain DDIM loop
@@ -180,7 +199,7 @@ def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -
         filename="make_image.py", scheduler_class=UNCONDITIONAL_SCHEDULERS[sampler].__name__,
         model_source=model_source, model_note=model_note, seed=int(fields["Seed"]), steps=int(fields["Steps"]),
         height=height, width=width, dtype=dtype_name(dtype), class_settings=class_settings, loop=loop,
-        step_options=step_options)
+        step_options=step_options, numpy="from pathlib import Path\n\nimport numpy as np" if "Denoising strength" in fields else "")
 
 
 def colour_guidance(fields: dict, step_options: str) -> tuple[str, str]:
@@ -209,7 +228,14 @@ def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab
         raise ValueError(f"Unknown sampler {sampler!r} in the image's parameters.")
     width, height = (int(side) for side in fields["Size"].split("x"))
     scheduler_class = TEXT_TO_IMAGE_SCHEDULERS[sampler].__name__
-    imports, extras = ["AutoPipelineForText2Image", scheduler_class], []
+    pipeline_class = "AutoPipelineForImage2Image" if "Denoising strength" in fields else "AutoPipelineForText2Image"
+    imports, extras = [pipeline_class, scheduler_class], []
+    if "Denoising strength" in fields:  # the picture, as the app resized it, and how much of it is noised
+        start_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from, at the image's size\n"
+                          f"STRENGTH = {float(fields['Denoising strength'])!r}  # 0: the picture as it is; 1: noise\n")
+        size_arguments = "    image=Image.open(START).convert(\"RGB\"),\n    strength=STRENGTH,"
+    else:
+        start_settings, size_arguments = "", f"    width={width},\n    height={height},"
     if fields.get("LoRA"):
         lora_source, lora_note = model_reference(catalog, fields["LoRA"])
         extras += [f"pipeline.load_lora_weights({lora_source!r}, adapter_name=\"lora\")  # {lora_note}",
@@ -225,4 +251,18 @@ def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab
         model_source=model_source, model_note=model_note, dtype=dtype_name(dtype), scheduler_class=scheduler_class,
         sampler=sampler, extras="\n".join(extras), prompt=fields.get("Prompt", ""),
         negative_prompt=fields.get("Negative prompt", ""), steps=int(fields["Steps"]),
-        guidance_scale=float(fields["CFG scale"]), width=width, height=height, seed=int(fields["Seed"]))
+        guidance_scale=float(fields["CFG scale"]), size_arguments=size_arguments, seed=int(fields["Seed"]),
+        pipeline_class=pipeline_class, start_settings=start_settings,
+        pil="\nfrom PIL import Image" if start_settings else "", path="\nfrom pathlib import Path" if start_settings else "")
+
+
+def start_picture(parameters_text: str, picture: Image.Image, made: Image.Image) -> Image.Image:
+    """The picture an Image to image run started from, as the app resized it for the image `made` (its size and
+    mode): what the script reads as start.png. Stable Diffusion's pipeline gets it resized with Lanczos; a pixel
+    model's input is converted to the model's channels, then resized bicubically (forward_process.prepare)."""
+    fields = parse_parameters(parameters_text)
+    if "Denoising strength" not in fields:
+        raise ValueError("This image was not made from a picture.")
+    if "Prompt" in fields or "CFG scale" in fields:  # Stable Diffusion
+        return picture.convert("RGB").resize(made.size, Image.Resampling.LANCZOS)
+    return picture.convert("L" if made.mode == "L" else "RGB").resize(made.size, Image.Resampling.BICUBIC)
