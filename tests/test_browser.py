@@ -60,7 +60,7 @@ def test_unconditional_generate_serves_png_with_parameters(page):
     code = WebDriverWait(page, 10).until(lambda d: panel.find_element(By.CSS_SELECTOR, ".cm-content"))
     WebDriverWait(page, 10).until(lambda d: f"SEED = {seed}" in code.text)
     assert "UNet2DModel.from_pretrained(MODEL" in code.text and "STEPS = 20" in code.text
-    assert button(panel, "Download make_image.py").is_displayed()
+    assert button(panel, "Download the script").is_displayed()
     images[1].click()
     WebDriverWait(page, 10).until(lambda d: f"SEED = {seed + 1}" in panel.find_element(By.CSS_SELECTOR,
                                                                                       ".cm-content").text)

@@ -60,3 +60,9 @@ def test_forward_process_and_image_to_image(page, picture):
     button(panel, "Generate").click()
     WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "strength 0.6: 3 of 6" in panel.text)
     assert len(gallery_images(panel, "Results")) == 2
+
+    # Show the code: the script reads the picture it started from (downloaded with it).
+    panel.find_element(By.XPATH, ".//button[.//*[normalize-space()='Show the code']]").click()
+    WebDriverWait(page, 10).until(lambda d: "STRENGTH = 0.6" in panel.find_element(By.CSS_SELECTOR, ".cm-content").text)
+    assert "START = Path(__file__).with_name(\"start.png\")" in panel.find_element(By.CSS_SELECTOR, ".cm-content").text
+    assert button(panel, "Download the script").is_displayed()

@@ -1,28 +1,32 @@
 """Show the code: under a tab's results, the diffusers script that makes the image shown (the gallery's first
-after a run, or the one clicked), to copy or download and run in a notebook of one's own."""
+after a run, or the one clicked), to copy or download and run in a notebook of one's own. An image made from a
+picture (Image to image) downloads as a zip of the script and that picture, as the app resized it."""
 
 from __future__ import annotations
 
 import tempfile
+import zipfile
+from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from ..core.metadata import read_parameters
-from ..service.generation.show_code import image_script
+from ..service.generation.show_code import image_script, start_picture
 from ..service.studio import Studio
 from .i18n import error
 
 SCRIPT_NAME = "make_image.py"
 
 
-def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str) -> None:
+def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str, start: gr.Image | None = None) -> None:
     """An accordion with the script of the gallery's image, filled when the run ends and when an image is
-    clicked. The gallery needs type="filepath"."""
+    clicked. The gallery needs type="filepath"; `start` is the picture the tab starts from (type="pil")."""
     with gr.Accordion("Show the code", open=False):
         code = gr.Code(language="python", interactive=False, label=SCRIPT_NAME)
-        download = gr.DownloadButton(f"Download {SCRIPT_NAME}", visible=False, size="sm")
+        download = gr.DownloadButton("Download the script", visible=False, size="sm")
 
-    def script_of(path: str):
+    def script_of(path: str, picture: Image.Image | None = None):
         text = read_parameters(path)
         if not text:
             raise error("This image carries no generation parameters, so there is no code to show for it.")
@@ -30,19 +34,29 @@ def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str) -
             script = image_script(studio.catalog, text, studio.settings.dtype, tab_title)
         except (ValueError, KeyError) as err:
             raise error(str(err)) from err
-        folder = tempfile.mkdtemp(dir=studio.settings.data_dir / "downloads")  # one per call: visitors never share
-        with open(f"{folder}/{SCRIPT_NAME}", "w") as file:
-            file.write(script)
-        return script, gr.DownloadButton(value=file.name, visible=True)
+        folder = Path(tempfile.mkdtemp(dir=studio.settings.data_dir / "downloads"))  # one per call: never shared
+        (folder / SCRIPT_NAME).write_text(script)
+        if "Denoising strength" not in text or picture is None:
+            return script, gr.DownloadButton(value=str(folder / SCRIPT_NAME), visible=True)
+        start_picture(text, picture, Image.open(path)).save(folder / "start.png")
+        with zipfile.ZipFile(folder / "make_image.zip", "w") as archive:
+            for name in (SCRIPT_NAME, "start.png"):
+                archive.write(folder / name, name)
+        return script, gr.DownloadButton(value=str(folder / "make_image.zip"), visible=True)
 
-    def show_first(items):
+    def show_first(items, picture=None):
         if not items:
             return gr.skip(), gr.skip()
-        return script_of(items[0][0])
+        return script_of(items[0][0], picture)
 
     def show_selected(items, selection: gr.SelectData):
         return script_of(items[selection.index][0])
 
+    def show_selected_from_start(items, picture, selection: gr.SelectData):
+        return script_of(items[selection.index][0], picture)
+
     (studio.settings.data_dir / "downloads").mkdir(parents=True, exist_ok=True)
-    run_event.success(show_first, gallery, [code, download], api_visibility="private", concurrency_limit=None)
-    gallery.select(show_selected, gallery, [code, download], api_visibility="private", concurrency_limit=None)
+    inputs = [gallery, start] if start is not None else [gallery]
+    run_event.success(show_first, inputs, [code, download], api_visibility="private", concurrency_limit=None)
+    gallery.select(show_selected if start is None else show_selected_from_start, inputs, [code, download],
+                   api_visibility="private", concurrency_limit=None)
