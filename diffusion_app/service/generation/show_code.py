@@ -54,7 +54,8 @@ sample = torch.randn((1, unet.config.in_channels, HEIGHT, WIDTH), generator=gene
 
 # [-1, 1] -> pixels, as diffusers' pipelines convert them.
 pixels = (sample / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy()
-Image.fromarray((pixels * 255).round().astype("uint8").squeeze()).save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
+picture = Image.fromarray((pixels * 255).round().astype("uint8").squeeze())
+picture.save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
 '''
 
 SDEDIT_START = '''\
@@ -185,7 +186,7 @@ def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -
         labels = ", class_labels=torch.tensor([LABEL])"
     loop = "for timestep in scheduler.timesteps:\n" + (prediction or PLAIN_PREDICTION.format(labels=labels))
     if "Denoising strength" in fields:
-        class_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from, at the model's size\n"
+        class_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from\n"
                           f"STRENGTH = {float(fields['Denoising strength'])!r}  # 0: the picture as it is; 1: noise\n")
         loop = SDEDIT_START + loop.replace("in scheduler.timesteps:", "in timesteps:")
     if fields.get("Guidance") == "colour":
@@ -199,7 +200,8 @@ def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -
         filename="make_image.py", scheduler_class=UNCONDITIONAL_SCHEDULERS[sampler].__name__,
         model_source=model_source, model_note=model_note, seed=int(fields["Seed"]), steps=int(fields["Steps"]),
         height=height, width=width, dtype=dtype_name(dtype), class_settings=class_settings, loop=loop,
-        step_options=step_options, numpy="from pathlib import Path\n\nimport numpy as np" if "Denoising strength" in fields else "")
+        step_options=step_options,
+        numpy="from pathlib import Path\n\nimport numpy as np" if "Denoising strength" in fields else "")
 
 
 def colour_guidance(fields: dict, step_options: str) -> tuple[str, str]:
@@ -212,7 +214,10 @@ def colour_guidance(fields: dict, step_options: str) -> tuple[str, str]:
                 f"  # guide every k-th step in this fraction of them\n")
     loop = ("# The colour in [-1, 1], as the model's pixels are (its luminance for a grayscale model).\n"
             "rgb = Image.new(\"RGB\", (1, 1), COLOUR)\n"
-            "target = rgb.getpixel((0, 0)) if unet.config.in_channels == 3 else (rgb.convert(\"L\").getpixel((0, 0)),)\n"
+            "if unet.config.in_channels == 3:\n"
+            "    target = rgb.getpixel((0, 0))\n"
+            "else:\n"
+            "    target = (rgb.convert(\"L\").getpixel((0, 0)),)\n"
             "TARGET = torch.tensor([value / 255 for value in target]).view(1, -1, 1, 1) * 2 - 1\n"
             "scratch = torch.Generator(\"cpu\")\n\n"
             "timesteps = scheduler.timesteps\n"
@@ -231,7 +236,7 @@ def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab
     pipeline_class = "AutoPipelineForImage2Image" if "Denoising strength" in fields else "AutoPipelineForText2Image"
     imports, extras = [pipeline_class, scheduler_class], []
     if "Denoising strength" in fields:  # the picture, as the app resized it, and how much of it is noised
-        start_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from, at the image's size\n"
+        start_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from\n"
                           f"STRENGTH = {float(fields['Denoising strength'])!r}  # 0: the picture as it is; 1: noise\n")
         size_arguments = "    image=Image.open(START).convert(\"RGB\"),\n    strength=STRENGTH,"
     else:
@@ -243,7 +248,8 @@ def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab
     if fields.get("VAE"):
         vae_source, vae_note = model_reference(catalog, fields["VAE"])
         imports.append("AutoencoderTiny")
-        extras.append(f"pipeline.vae = AutoencoderTiny.from_pretrained({vae_source!r}, torch_dtype=DTYPE)  # {vae_note}")
+        extras += [f"# {vae_note}",
+                   f"pipeline.vae = AutoencoderTiny.from_pretrained({vae_source!r}, torch_dtype=DTYPE)"]
     model_source, model_note = model_reference(catalog, fields["Model"])
     return TEXT_TO_IMAGE_SCRIPT.format(
         title=f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}.",
@@ -253,7 +259,8 @@ def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab
         negative_prompt=fields.get("Negative prompt", ""), steps=int(fields["Steps"]),
         guidance_scale=float(fields["CFG scale"]), size_arguments=size_arguments, seed=int(fields["Seed"]),
         pipeline_class=pipeline_class, start_settings=start_settings,
-        pil="\nfrom PIL import Image" if start_settings else "", path="\nfrom pathlib import Path" if start_settings else "")
+        pil="\nfrom PIL import Image" if start_settings else "",
+        path="\nfrom pathlib import Path" if start_settings else "")
 
 
 def start_picture(parameters_text: str, picture: Image.Image, made: Image.Image) -> Image.Image:
