@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -123,3 +124,27 @@ def test_the_script_says_what_it_loads(studio):
 def test_an_image_without_what_a_script_needs_gets_a_message(studio, parameters, message):
     with pytest.raises(ValueError, match=message):
         image_script(studio.catalog, parameters, torch.float32, "Unconditional")
+
+
+def test_image_to_image_downloads_the_script_with_its_start_picture(tmp_path):
+    from diffusion_app.core.metadata import save_png
+    from diffusion_app.ui import build_app
+
+    studio = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path / "data", offline=True,
+                             dtype=torch.float32))
+    app = build_app(studio)
+    (show_first,) = [fn.fn for fn in app.fns.values()  # the Image to image tab's panel: it takes the picture too
+                     if getattr(fn.fn, "__name__", "") == "show_first" and len(fn.inputs) == 2]
+    picture = Image.effect_mandelbrot((40, 40), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    run = SDEditRun(studio, SamplingRequest("openmoji", num_images=1, steps=4, seed=1, scheduler="DDIM"), picture, 0.5)
+    for _ in run:
+        pass
+    made = save_png(run.images()[0], tmp_path / "made.png")
+    script, download = show_first([(str(made), None)], picture)
+    with zipfile.ZipFile(download.value["path"]) as archive:
+        assert sorted(archive.namelist()) == ["make_image.py", "start.png"]
+        assert archive.read("make_image.py").decode() == script and "STRENGTH = 0.5" in script
+        start = Image.open(archive.open("start.png"))
+        assert start.size == (32, 32)
+        expected = start_picture(Image.open(made).info["parameters"], picture, Image.open(made))
+        assert np.array_equal(np.asarray(start), np.asarray(expected))
