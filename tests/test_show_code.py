@@ -8,21 +8,27 @@ transformers; a user's own torch install needs no such step."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from diffusion_app.demo_clip import TINY_CLIP_NAME
 from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
+from diffusion_app.service.generation.clip_guidance import ClipPrompt
 from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
 from diffusion_app.service.generation.image_to_image import SDEditRun, image_to_image_run
 from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.generation.show_code import image_script, start_picture
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
+from diffusion_app.service.models.clip_models import ClipSpec
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from running_app import REPO_ROOT
@@ -37,7 +43,8 @@ for script, image in zip(sys.argv[1::2], sys.argv[2::2]):
 """
 
 
-def app_images(studio: Studio, bundled: Studio) -> tuple[dict[str, tuple[Image.Image, Studio, str]], Image.Image]:
+def app_images(studio: Studio, bundled: Studio,
+               clip_studio: Studio) -> tuple[dict[str, tuple[Image.Image, Studio, str]], Image.Image]:
     """One image per case, as each tab makes it: (image, the studio that made it, the tab's title); and the
     picture Image to image started from."""
     unconditional, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=2, steps=6, seed=3, scheduler="DDPM"))
@@ -55,7 +62,13 @@ def app_images(studio: Studio, bundled: Studio) -> tuple[dict[str, tuple[Image.I
                             Guidance(scale=40, method="fast", every=2, start=0.2), ColourObjective("#ff8000"))
     colour_exact = GuidedRun(studio, SamplingRequest("tiny-gray", num_images=1, steps=5, seed=5, scheduler="DDPM"),
                              Guidance(scale=40, method="exact"), ColourObjective("#2060ff"))
-    for guided in (colour_fast, colour_exact):
+    clip_folder = GuidedRun(bundled, SamplingRequest("openmoji", num_images=1, steps=6, seed=5, scheduler="DDIM"),
+                            Guidance(scale=200, method="fast", every=2), ClipPrompt(ClipSpec("emoji-clip", "local"),
+                                                                                    "red heart", 4))
+    clip_file = GuidedRun(clip_studio, SamplingRequest("tiny-gray", num_images=1, steps=4, seed=7, scheduler="DDPM"),
+                          Guidance(scale=1000, method="exact", end=0.5),
+                          ClipPrompt(ClipSpec(TINY_CLIP_NAME, str(tiny_clip_weights(clip_studio))), "a cat", 3))
+    for guided in (colour_fast, colour_exact, clip_folder, clip_file):
         for _ in guided:
             pass
     picture = Image.effect_mandelbrot((72, 64), (-2, -1.2, 1, 1.2), 60).convert("RGB")  # resized to 72x64 for SD
@@ -77,22 +90,36 @@ def app_images(studio: Studio, bundled: Studio) -> tuple[dict[str, tuple[Image.I
         "text to image with a LoRA and a tiny decoder": (fast[0], studio, "Text to image"),
         "colour guidance, fast, every 2nd step from 0.2": (colour_fast.images()[0], studio, "Colour guidance"),
         "colour guidance, exact, grayscale": (colour_exact.images()[0], studio, "Colour guidance"),
+        "CLIP guidance, a bundled CLIP model folder": (clip_folder.images()[0], bundled, "CLIP guidance"),
+        "CLIP guidance, exact, a config and checkpoint file, grayscale": (clip_file.images()[0], clip_studio,
+                                                                          "CLIP guidance"),
         "image to image, Stable Diffusion": (redrawn.images[0], studio, "Image to image"),
         "image to image, pixel model": (sdedit.images()[0], studio, "Image to image"),
         "bundled model": (openmoji[0], bundled, "DDIM step control"),
     }, picture
 
 
-def test_each_script_makes_its_image_in_a_fresh_process(studio, tmp_path):
+def tiny_clip_weights(studio: Studio) -> Path:
+    """The tiny CLIP's checkpoint, beside its config (conftest's build_tiny_clip)."""
+    (config,) = studio.settings.clip_configs
+    return config.with_suffix(".safetensors")
+
+
+def test_each_script_makes_its_image_in_a_fresh_process(studio, tiny_clip, tmp_path):
     bundled = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path / "data", offline=True,
                               dtype=torch.float32))
-    cases, picture = app_images(studio, bundled)
+    clip_studio = Studio(replace(studio.settings, clip_configs=(tiny_clip[0],)))
+    cases, picture = app_images(studio, bundled, clip_studio)
     arguments = []
     for number, (image, made_by, tab) in enumerate(cases.values()):
         folder = tmp_path / f"case_{number}"  # as the download unpacks: the script, and the picture it starts from
         folder.mkdir()
         script = folder / "make_image.py"
-        script.write_text(image_script(made_by.catalog, image.info["parameters"], torch.float32, tab))
+        script.write_text(image_script(made_by.catalog, image.info["parameters"], torch.float32, tab,
+                                       made_by.clip_folders(), made_by.settings.clip_configs))
+        if made_by is clip_studio:  # a checkpoint and a config are named by their files, put beside the script
+            shutil.copy(tiny_clip[0], folder)
+            shutil.copy(tiny_clip[1], folder)
         if tab == "Image to image":
             start_picture(image.info["parameters"], picture, image).save(folder / "start.png")
         arguments += [str(script), str(tmp_path / f"image_{number}.png")]
@@ -119,22 +146,62 @@ def test_the_script_says_what_it_loads(studio):
     ("Forward process: t=50, Schedule: linear", "no model and seed"),
     (f"Steps: 3, Sampler: Heun, Seed: 1, Size: 16x16, Model: {TINY_MODEL}", "Unknown sampler 'Heun'"),
     ("Steps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: no-such-model", "Unknown model"),
-    (f"Steps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: {TINY_MODEL}, Guidance: CLIP", "no script yet"),
+    (f"Steps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: {TINY_MODEL}, Guidance: style", "no script for style"),
 ])
 def test_an_image_without_what_a_script_needs_gets_a_message(studio, parameters, message):
     with pytest.raises(ValueError, match=message):
         image_script(studio.catalog, parameters, torch.float32, "Unconditional")
 
 
-def test_image_to_image_downloads_the_script_with_its_start_picture(tmp_path):
-    from diffusion_app.core.metadata import save_png
+@pytest.fixture(scope="module")
+def bundled_app(tmp_path_factory):
+    """The app on the bundled models, float32: (its studio, its Blocks), whose handlers the tests call."""
     from diffusion_app.ui import build_app
 
-    studio = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path / "data", offline=True,
+    studio = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path_factory.mktemp("data"), offline=True,
                              dtype=torch.float32))
-    app = build_app(studio)
-    (show_first,) = [fn.fn for fn in app.fns.values()  # the Image to image tab's panel: it takes the picture too
-                     if getattr(fn.fn, "__name__", "") == "show_first" and len(fn.inputs) == 2]
+    return studio, build_app(studio)
+
+
+def panel_handlers(app, inputs: int) -> list:
+    """The Show the code panels' handlers that fill the code after a run (one per tab), taking `inputs` inputs."""
+    return [fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "show_first"
+            and len(fn.inputs) == inputs]
+
+
+def test_clip_guidance_shows_the_code_of_its_image(bundled_app, tmp_path):
+    from diffusion_app.core.metadata import save_png
+
+    studio, app = bundled_app
+    run = GuidedRun(studio, SamplingRequest("openmoji", num_images=1, steps=4, seed=2, scheduler="DDIM"),
+                    Guidance(scale=100), ClipPrompt(ClipSpec("emoji-clip", "local"), "green apple", 2))
+    for _ in run:
+        pass
+    made = save_png(run.images()[0], tmp_path / "made.png")
+    scripts = [show_first([(str(made), None)])[0] for show_first in panel_handlers(app, inputs=1)]
+    (script,) = [script for script in scripts if script.startswith('"""The CLIP guidance tab\'s image')]
+    assert "PROMPT = 'green apple'" in script and "CLIP_MODEL = 'local-dir:models/emoji-clip'" in script
+
+
+def test_the_text_to_image_views_show_the_code_of_their_image(bundled_app, tmp_path):
+    """Step by step and Attention maps make the image Text to image makes; their panels show its script."""
+    from diffusion_app.core.metadata import save_png, with_parameters
+
+    _, app = bundled_app
+    parameters = "red apple\nSteps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 12, Size: 64x64, Model: emoji-t2i"
+    made = save_png(with_parameters(Image.new("RGB", (64, 64)), parameters), tmp_path / "made.png")
+    scripts = {script.splitlines()[0]: script for script in
+               (show_first(str(made))[0] for show_first in panel_handlers(app, inputs=1))}
+    for tab in ("Text to image", "Step by step", "Attention maps"):
+        script = scripts[f'"""The {tab} tab\'s image: emoji-t2i, Euler a, 3 steps, seed 12.']
+        assert "AutoPipelineForText2Image.from_pretrained(MODEL" in script and "manual_seed(12)" in script
+
+
+def test_image_to_image_downloads_the_script_with_its_start_picture(bundled_app, tmp_path):
+    from diffusion_app.core.metadata import save_png
+
+    studio, app = bundled_app
+    (show_first,) = panel_handlers(app, inputs=2)  # the Image to image tab's panel: it takes the picture too
     picture = Image.effect_mandelbrot((40, 40), (-2, -1.2, 1, 1.2), 60).convert("RGB")
     run = SDEditRun(studio, SamplingRequest("openmoji", num_images=1, steps=4, seed=1, scheduler="DDIM"), picture, 0.5)
     for _ in run:

@@ -10,12 +10,13 @@ from ..core.schedulers import UNCONDITIONAL_SCHEDULERS
 from ..hardware import first_click
 from ..service.generation.clip_guidance import MAX_CUTOUTS, ClipPrompt
 from ..service.models.clip_models import (DEFAULT_CLIP_WEIGHTS, LOCAL_WEIGHTS, SUGGESTED_ARCHITECTURES, ClipSpec,
-                                          clip_config_names)
+                                          clip_config_files)
 from ..service.gpu_time import CUTOUTS_PER_PASS, gpu_seconds, guided_passes
 from ..service.generation.guidance import GUIDANCE_METHODS, GuidedRun
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
 from .guidance_widgets import (follow, guidance_controls, guidance_from_widgets, loss_frame, loss_plot, plot_update,
@@ -54,7 +55,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             with gr.Row():
                 names = [spec.architecture for spec in offered]
                 if not public:
-                    names += [*SUGGESTED_ARCHITECTURES, *clip_config_names(studio.settings.clip_configs)]
+                    names += [*SUGGESTED_ARCHITECTURES, *clip_config_files(studio.settings.clip_configs)]
                 architecture = gr.Dropdown(list(dict.fromkeys(names)), value=offered[0].architecture,
                                            allow_custom_value=not public, label="CLIP model",
                                            info="A bundled CLIP model (works offline) or an open_clip model name.")
@@ -136,8 +137,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     architecture.change(suggest_weights, architecture, weights, api_visibility="private")
     inputs = [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
               end, seed, random_seed]
-    run_and_stop(studio, generate, stop, generate_clip_guidance, [*inputs, visitor_id], [gallery, plot, report], report,
-                 api_name="generate_clip_guidance")
+    run_event = run_and_stop(studio, generate, stop, generate_clip_guidance, [*inputs, visitor_id],
+                             [gallery, plot, report], report, api_name="generate_clip_guidance")
+    code_panel(studio, run_event, gallery, "CLIP guidance")
     sweep_panel(studio, "clip-guidance", generate_clip_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Prompt": SweepInput(1, AxisKind("text"), search_replace=True),

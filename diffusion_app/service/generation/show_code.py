@@ -19,20 +19,17 @@ from PIL import Image
 from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog
 from ...core.metadata import parse_parameters
 from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
+from .guided_scripts import clip_guidance, colour_guidance
 
 CHECKOUT = Path(__file__).resolve().parents[3]
 
 PIXEL_SCRIPT = '''\
 """{title}
 
-    pip install torch diffusers
+    pip install torch diffusers{pip}
     python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model
 """
-import sys
-{numpy}
-import torch
-from diffusers import {scheduler_class}, UNet2DModel
-from PIL import Image
+{imports}
 
 MODEL = {model_source!r}  # {model_note}
 SEED = {seed}
@@ -85,27 +82,6 @@ GUIDED_PREDICTION = '''\
         conditional, unconditional = both.chunk(2)
         noise = unconditional + GUIDANCE_SCALE * (conditional - unconditional)'''
 
-COLOUR_GUIDED_PREDICTION = '''\
-    if index % EVERY == 0 and START * len(timesteps) <= index < END * len(timesteps):
-        # Guidance: move x_t so that the predicted clean image x0 comes closer to the colour. Any noise this
-        # step draws comes from a scratch generator, so the image's own generator advances as unguided.
-        with torch.set_grad_enabled(METHOD == "exact"):
-            sample = sample.detach().requires_grad_(METHOD == "exact")
-            noise = unet(sample.to(DTYPE), timestep).sample.float()
-            x0 = scheduler.step(noise, timestep, sample, generator=scratch{guide_options}).pred_original_sample
-        if METHOD == "fast":  # the gradient with respect to x0, carried to x_t by x0's formula with eps fixed
-            x0 = x0.detach().requires_grad_()
-        loss = (x0 - TARGET).abs().mean() * SCALE
-        if METHOD == "exact":  # through the UNet itself
-            (gradient,) = torch.autograd.grad(loss, sample)
-        else:
-            (gradient,) = torch.autograd.grad(loss, x0)
-            gradient = gradient / scheduler.alphas_cumprod[int(timestep)].item() ** 0.5
-        sample, noise = (sample - gradient).detach(), noise.detach()
-    else:
-        with torch.no_grad():
-            noise = unet(sample.to(DTYPE), timestep).sample.float()'''
-
 TEXT_TO_IMAGE_SCRIPT = '''\
 """{title}
 
@@ -151,8 +127,10 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def image_script(catalog: Catalog, parameters_text: str, dtype: torch.dtype, tab: str) -> str:
-    """The script that makes the image whose PNG parameters are `parameters_text`, in `dtype` on the CPU."""
+def image_script(catalog: Catalog, parameters_text: str, dtype: torch.dtype, tab: str,
+                 clip_folders: dict[str, Path] | None = None, clip_configs: tuple[Path, ...] = ()) -> str:
+    """The script that makes the image whose PNG parameters are `parameters_text`, in `dtype` on the CPU; a
+    CLIP-guided image's CLIP model is looked up among the app's CLIP model folders and config files."""
     fields = parse_parameters(parameters_text)
     if "Model" not in fields or "Seed" not in fields:
         raise ValueError("This image carries no model and seed, so there is no code to show for it.")
@@ -160,11 +138,12 @@ def image_script(catalog: Catalog, parameters_text: str, dtype: torch.dtype, tab
     if kind == TEXT_TO_IMAGE:
         return text_to_image_script(catalog, fields, dtype, tab)
     if kind in (UNCONDITIONAL, CLASS_CONDITIONAL):
-        return pixel_script(catalog, fields, dtype, tab)
+        return pixel_script(catalog, fields, dtype, tab, clip_folders or {}, clip_configs)
     raise ValueError(f"There is no script for a {kind} model.")
 
 
-def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -> str:
+def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str, clip_folders: dict[str, Path],
+                 clip_configs: tuple[Path, ...]) -> str:
     """Unconditional, DDIM and Digits: the loop of core/denoising.py written out."""
     sampler = fields["Sampler"]
     if sampler not in UNCONDITIONAL_SCHEDULERS:
@@ -189,41 +168,32 @@ def pixel_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -
         class_settings = ("START = Path(__file__).with_name(\"start.png\")  # the picture it started from\n"
                           f"STRENGTH = {float(fields['Denoising strength'])!r}  # 0: the picture as it is; 1: noise\n")
         loop = SDEDIT_START + loop.replace("in scheduler.timesteps:", "in timesteps:")
-    if fields.get("Guidance") == "colour":
-        class_settings, loop = colour_guidance(fields, step_options)
-        step_options = step_options.split(", use_clipped")[0]  # the guided loop steps as the plain DDIM loop
-    elif fields.get("Guidance"):
-        raise ValueError(f"There is no script yet for {fields['Guidance']} guidance.")
+    if fields.get("Guidance"):  # the guided loop steps as the plain DDIM loop does, without clipped outputs
+        step_options = step_options.split(", use_clipped")[0]
+        if fields["Guidance"] == "colour":
+            class_settings, loop = colour_guidance(fields, step_options)
+        elif fields["Guidance"] == "CLIP":
+            class_settings, loop = clip_guidance(fields, step_options, clip_folders, clip_configs, CHECKOUT)
+        else:
+            raise ValueError(f"There is no script for {fields['Guidance']} guidance.")
     model_source, model_note = model_reference(catalog, fields["Model"])
     return PIXEL_SCRIPT.format(
+        imports=pixel_script_imports(class_settings + loop, UNCONDITIONAL_SCHEDULERS[sampler].__name__),
+        pip=" open_clip_torch" if "open_clip." in loop else "",
         title=f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}.",
         filename="make_image.py", scheduler_class=UNCONDITIONAL_SCHEDULERS[sampler].__name__,
         model_source=model_source, model_note=model_note, seed=int(fields["Seed"]), steps=int(fields["Steps"]),
         height=height, width=width, dtype=dtype_name(dtype), class_settings=class_settings, loop=loop,
-        step_options=step_options,
-        numpy="from pathlib import Path\n\nimport numpy as np" if "Denoising strength" in fields else "")
+        step_options=step_options)
 
 
-def colour_guidance(fields: dict, step_options: str) -> tuple[str, str]:
-    """The settings and the loop of a colour-guided image (service/generation/guidance.py written out)."""
-    start, end = (float(part) for part in fields.get("Guidance range", "0-1").split("-"))
-    settings = (f"COLOUR = {fields['Colour']!r}\n"
-                f"SCALE = {float(fields['Guidance scale'])!r}  # 0 leaves the unguided image\n"
-                f"METHOD = {fields['Guidance method']!r}  # fast: the gradient at x0; exact: through the UNet\n"
-                f"EVERY, START, END = {int(fields.get('Guidance every', 1))}, {start!r}, {end!r}"
-                f"  # guide every k-th step in this fraction of them\n")
-    loop = ("# The colour in [-1, 1], as the model's pixels are (its luminance for a grayscale model).\n"
-            "rgb = Image.new(\"RGB\", (1, 1), COLOUR)\n"
-            "if unet.config.in_channels == 3:\n"
-            "    target = rgb.getpixel((0, 0))\n"
-            "else:\n"
-            "    target = (rgb.convert(\"L\").getpixel((0, 0)),)\n"
-            "TARGET = torch.tensor([value / 255 for value in target]).view(1, -1, 1, 1) * 2 - 1\n"
-            "scratch = torch.Generator(\"cpu\")\n\n"
-            "timesteps = scheduler.timesteps\n"
-            "for index, timestep in enumerate(timesteps):\n"
-            + COLOUR_GUIDED_PREDICTION.format(guide_options=step_options.split(", use_clipped")[0]))
-    return settings, loop
+def pixel_script_imports(body: str, scheduler_class: str) -> str:
+    """The imports of a pixel model's script: the usual ones, and those its settings and loop use."""
+    standard = ["import math"] * ("math." in body) + ["import sys"] + ["from pathlib import Path"] * ("Path(" in body)
+    third_party = (["import numpy as np"] * ("np." in body) + ["import open_clip"] * ("open_clip." in body)
+                   + ["import torch"] + ["import torch.nn.functional as F"] * ("F." in body)
+                   + [f"from diffusers import {scheduler_class}, UNet2DModel", "from PIL import Image"])
+    return "\n".join(standard) + "\n\n" + "\n".join(third_party)
 
 
 def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab: str) -> str:

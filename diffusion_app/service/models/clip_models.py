@@ -94,10 +94,10 @@ def register_clip_configs(paths: tuple[Path, ...]) -> None:
                 _registered_configs.add(path.resolve())
 
 
-def clip_config_names(paths: tuple[Path, ...]) -> list[str]:
-    """The architecture names that registering these config files or folders adds."""
+def clip_config_files(paths: tuple[Path, ...]) -> dict[str, Path]:
+    """The config files that registering these config files or folders adds, by the architecture name each adds."""
     files = [file for path in map(Path, paths) for file in (sorted(path.glob("*.json")) if path.is_dir() else [path])]
-    return [file.stem for file in files if file.suffix == ".json"]
+    return {file.stem: file for file in files if file.suffix == ".json"}
 
 
 def clip_folders(models_dirs: list[Path]) -> dict[str, Path]:
