@@ -210,7 +210,12 @@ def test_step_by_step_tab_shows_each_stage_and_the_latents_along_the_way(page):
     assert len(decoded) == 2 and "Step 2" in panel.text
     assert "apple</w>" in panel.text and "padding × 73" in panel.text  # the tokens, padding folded into a row
     assert panel.find_elements(By.CSS_SELECTOR, ".vega-embed")  # the chart of the noise predictions drew
-    assert re.search(r"Seed \d+ · 4 DPM\+\+ 2M steps, CFG scale 7.5", panel.text)
+    seed = re.search(r"Seed (\d+) · 4 DPM\+\+ 2M steps, CFG scale 7.5", panel.text).group(1)
+
+    # Show the code: the pipeline call that makes the same image.
+    panel.find_element(By.XPATH, ".//button[.//*[normalize-space()='Show the code']]").click()
+    WebDriverWait(page, 10).until(lambda d: any(f"manual_seed({seed})" in code.text
+                                                for code in panel.find_elements(By.CSS_SELECTOR, ".cm-content")))
 
     replace_text(field(panel, "Decode latents at steps"), "9")  # past the run: a message, the page keeps its results
     button(panel, "Generate").click()

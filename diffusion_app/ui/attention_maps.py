@@ -15,6 +15,7 @@ from ..service.generation.prompt_tokens import PromptToken
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_STEPS, TextToImageRequest
 from ..service.gpu_time import gpu_seconds
 from ..service.studio import Studio
+from .code_panel import code_panel
 from .common import chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu, \
     seed_controls, whole_number
 from .i18n import tr
@@ -103,7 +104,8 @@ def build_tab(studio: Studio) -> None:
             seed, random_seed = seed_controls()
             generate, stop = run_buttons()
         with gr.Column(scale=2):
-            image = gr.Image(label="Image", type="pil", interactive=False, height=256, elem_classes="pixelated")
+            image = gr.Image(label="Image", type="filepath", format="png", interactive=False, height=256,
+                             elem_classes="pixelated")  # a PNG: it carries the parameters Show the code reads
             report = gr.Markdown()
             with gr.Row():
                 words = gr.Dropdown([], multiselect=True, label="Tokens", info="The prompt's tokens, by position.")
@@ -160,8 +162,10 @@ def build_tab(studio: Studio) -> None:
         return overlays(kept, labels or [], chosen_levels or [])
 
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, first_step, last_step, seed, random_seed]
-    run_and_stop(studio, generate, stop, generate_attention_maps, inputs,
-                 [image, report, words, levels, heat_maps, notes, result], report, api_name="generate_attention_maps")
+    run_event = run_and_stop(studio, generate, stop, generate_attention_maps, inputs,
+                             [image, report, words, levels, heat_maps, notes, result], report,
+                             api_name="generate_attention_maps")
+    code_panel(studio, run_event, image, "Attention maps")
     for chooser in (words, levels):
         chooser.input(show_overlays, [result, words, levels], heat_maps, api_visibility="private",
                       concurrency_limit=None)

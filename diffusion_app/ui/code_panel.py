@@ -19,9 +19,10 @@ from .i18n import error
 SCRIPT_NAME = "make_image.py"
 
 
-def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str, start: gr.Image | None = None) -> None:
-    """An accordion with the script of the gallery's image, filled when the run ends and when an image is
-    clicked. The gallery needs type="filepath"; `start` is the picture the tab starts from (type="pil")."""
+def code_panel(studio: Studio, run_event, shown: gr.Gallery | gr.Image, tab_title: str,
+               start: gr.Image | None = None) -> None:
+    """An accordion with the script of the image shown, filled when the run ends and, in a gallery, when an image
+    is clicked. `shown` needs type="filepath"; `start` is the picture the tab starts from (type="pil")."""
     with gr.Accordion("Show the code", open=False):
         code = gr.Code(language="python", interactive=False, label=SCRIPT_NAME)
         download = gr.DownloadButton("Download the script", visible=False, size="sm")
@@ -31,7 +32,8 @@ def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str, s
         if not text:
             raise error("This image carries no generation parameters, so there is no code to show for it.")
         try:
-            script = image_script(studio.catalog, text, studio.settings.dtype, tab_title)
+            script = image_script(studio.catalog, text, studio.settings.dtype, tab_title, studio.clip_folders(),
+                                  studio.settings.clip_configs)
         except (ValueError, KeyError) as err:
             raise error(str(err)) from err
         folder = Path(tempfile.mkdtemp(dir=studio.settings.data_dir / "downloads"))  # one per call: never shared
@@ -45,9 +47,10 @@ def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str, s
         return script, gr.DownloadButton(value=str(folder / "make_image.zip"), visible=True)
 
     def show_first(items, picture=None):
+        """After a run: the script of a gallery's first image, or of the one image shown."""
         if not items:
             return gr.skip(), gr.skip()
-        return script_of(items[0][0], picture)
+        return script_of(items if isinstance(items, str) else items[0][0], picture)
 
     def show_selected(items, selection: gr.SelectData):
         return script_of(items[selection.index][0])
@@ -56,7 +59,9 @@ def code_panel(studio: Studio, run_event, gallery: gr.Gallery, tab_title: str, s
         return script_of(items[selection.index][0], picture)
 
     (studio.settings.data_dir / "downloads").mkdir(parents=True, exist_ok=True)
-    inputs = [gallery, start] if start is not None else [gallery]
+    inputs = [shown, start] if start is not None else [shown]
     run_event.success(show_first, inputs, [code, download], api_visibility="private", concurrency_limit=None)
-    gallery.select(show_selected if start is None else show_selected_from_start, inputs, [code, download],
-                   api_visibility="private", concurrency_limit=None)
+    if not isinstance(shown, gr.Gallery):
+        return
+    shown.select(show_selected if start is None else show_selected_from_start, inputs, [code, download],
+                 api_visibility="private", concurrency_limit=None)

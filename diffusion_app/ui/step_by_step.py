@@ -15,6 +15,7 @@ from ..service.generation.step_by_step import LoopStep, StepByStepRun, parse_dec
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE, MAX_STEPS, TextToImageRequest
 from ..service.gpu_time import gpu_seconds
 from ..service.studio import Studio
+from .code_panel import code_panel
 from .common import chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons, runs_on_gpu, \
     seed_controls, whole_number
 from .i18n import tr
@@ -140,8 +141,8 @@ def build_tab(studio: Studio) -> None:
         with gr.Column(scale=2):
             report = gr.Markdown()
             with gr.Row():
-                image = gr.Image(label="Image", type="pil", interactive=False, height=200, elem_classes="pixelated",
-                                 scale=1)
+                image = gr.Image(label="Image", type="filepath", format="png", interactive=False, height=200,
+                                 elem_classes="pixelated", scale=1)  # a PNG: it carries its parameters
                 decoded = gr.Gallery(label="Latents decoded along the way", columns=4, height=200,
                                      object_fit="contain", fit_columns=False, scale=2, elem_classes="pixelated")
             norms = gr.LinePlot(x="Step", y="RMS", color="Prediction", label="Noise predictions per step",
@@ -192,5 +193,7 @@ def build_tab(studio: Studio) -> None:
                [(step.decoded, tr(f"Step {step.index + 1}")) for step in run.steps if step.decoded is not None])
 
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, decode_at, seed, random_seed]
-    run_and_stop(studio, generate, stop, generate_step_by_step, inputs,
-                 [image, report, stages, tokens, norms, loop_table, decoded], report, api_name="generate_step_by_step")
+    run_event = run_and_stop(studio, generate, stop, generate_step_by_step, inputs,
+                             [image, report, stages, tokens, norms, loop_table, decoded], report,
+                             api_name="generate_step_by_step")
+    code_panel(studio, run_event, image, "Step by step")
