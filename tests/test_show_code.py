@@ -142,6 +142,18 @@ def test_the_script_says_what_it_loads(studio):
     assert "pip install torch diffusers transformers peft" in script
 
 
+@pytest.mark.parametrize("weights, loads", [
+    ("openai", "pretrained=str(WEIGHTS), force_quick_gelu=True)"),  # OpenAI's weights were trained with QuickGELU
+    ("laion2b_s34b_b79k", "pretrained=str(WEIGHTS))"),
+])
+def test_a_clip_guided_script_names_open_clips_architecture_and_pretrained_tag(studio, weights, loads):
+    parameters = (f"red heart\nSteps: 3, Sampler: DDIM, Seed: 1, Size: 16x16, Model: {TINY_MODEL}, Guidance scale: 50, "
+                  f"Guidance method: fast, Guidance: CLIP, CLIP model: ViT-B-32/{weights}, Cutouts: 8")
+    script = image_script(studio.catalog, parameters, torch.float32, "CLIP guidance")
+    assert "ARCHITECTURE = 'ViT-B-32'" in script and f"WEIGHTS = {weights!r}" in script and loads in script
+    assert "CUTOUTS = 8" in script and "pip install torch diffusers open_clip_torch" in script
+
+
 @pytest.mark.parametrize("parameters, message", [
     ("Forward process: t=50, Schedule: linear", "no model and seed"),
     (f"Steps: 3, Sampler: Heun, Seed: 1, Size: 16x16, Model: {TINY_MODEL}", "Unknown sampler 'Heun'"),
