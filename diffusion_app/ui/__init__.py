@@ -7,7 +7,7 @@ import gradio as gr
 from ..service.jobs.manager import JobManager
 from ..service.studio import Studio
 from . import (attention_maps, clip_guidance, colour_guidance, ddim, digits, forward_process, history, image_to_image,
-               models_panel, step_by_step, text2img, training, unconditional)
+               inpaint, models_panel, step_by_step, text2img, training, unconditional)
 from .i18n import TranslatedBlocks, translate_on_load
 from .model_choices import refresh_model_choices
 from .remember import give_visitor_an_id, visitor_state
@@ -21,6 +21,7 @@ GENERATION_TABS = {  # id: (title, module); each tab's images go to the history
     "clip-guidance": ("CLIP guidance", clip_guidance),
     "text2img": ("Text to image", text2img),
     "image-to-image": ("Image to image", image_to_image),
+    "inpaint": ("Inpaint", inpaint),
 }
 
 

@@ -87,7 +87,12 @@ def remember(studio: Studio, tab: str, inputs: list, images, text_at: int | None
 
 
 def keep_input(studio: Studio, value):
-    """An input as JSON: an image input (image to image's start) is saved beside the history's images."""
+    """An input as JSON: an image input (image to image's start, the inpainting editor's picture and layers) is
+    saved beside the history's images."""
+    if isinstance(value, dict):
+        return {key: keep_input(studio, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [keep_input(studio, item) for item in value]
     if isinstance(value, Image.Image):
         folder = studio.history.folder / "inputs"
         folder.mkdir(exist_ok=True)
