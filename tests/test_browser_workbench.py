@@ -3,9 +3,13 @@ forward process and image to image, clicked as a user would."""
 
 from __future__ import annotations
 
+import io
+
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -66,3 +70,25 @@ def test_forward_process_and_image_to_image(page, picture):
     WebDriverWait(page, 10).until(lambda d: "STRENGTH = 0.6" in panel.find_element(By.CSS_SELECTOR, ".cm-content").text)
     assert "START = Path(__file__).with_name(\"start.png\")" in panel.find_element(By.CSS_SELECTOR, ".cm-content").text
     assert button(panel, "Download the script").is_displayed()
+
+
+def test_inpaint_redraws_the_part_painted_with_the_mouse(page):
+    panel = open_tab(page, "Inpaint", "Jump length")
+    WebDriverWait(page, 20).until(lambda d: panel.find_elements(By.CSS_SELECTOR, "button[aria-label='Brush']"))[0].click()
+    canvas = WebDriverWait(page, 10).until(lambda d: panel.find_elements(By.TAG_NAME, "canvas"))[-1]
+    stroke = ActionChains(page).move_to_element_with_offset(canvas, -60, 0).click_and_hold()
+    for _ in range(4):  # a horizontal stroke across the face's middle
+        stroke = stroke.move_by_offset(30, 0)
+    stroke.release().perform()
+    set_number(panel, "Steps", 4)
+    set_number(panel, "Number of images", 2)
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "RePaint: " in panel.text and "model steps in" in panel.text)
+    canvas_view = gallery_images(panel, "The canvas and its mask (white is redrawn)")
+    mask = Image.open(io.BytesIO(httpx.get(canvas_view[1].get_attribute("src"), timeout=30).content))
+    painted = np.asarray(mask.convert("L")) == 255
+    assert 0 < painted.mean() < 0.5 and painted[mask.height // 2].any()  # the stroke, and only the stroke
+    results = gallery_images(panel, "Results")
+    assert len(results) == 2
+    parameters = Image.open(io.BytesIO(httpx.get(results[0].get_attribute("src"), timeout=30).content)).info
+    assert "Inpainting: RePaint, Jump length: 5, Resampling: 3, Mask: " in parameters["parameters"]

@@ -161,7 +161,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             for step in run:
                 progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
                 yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
-            yield gr.skip(), run.images, tr(f"Seed {run.request.seed} · inpainted at {width}x{height} in "
+            yield [canvas, mask], run.images, tr(f"Seed {run.request.seed} · inpainted at {width}x{height} in "
                                             f"{run.seconds:.1f} s")
             return
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed, scheduler=sampler_name)
@@ -170,7 +170,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
         for step in run:
             progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
             yield gr.skip(), to_pil(step.pred_original), tr(f"Step {step.index + 1}/{step.total}")
-        yield gr.skip(), run.images(), tr(f"Seed {run.request.seed} · {method_name}: {step.total} model steps in "
+        yield [canvas, mask], run.images(), tr(f"Seed {run.request.seed} · {method_name}: {step.total} model steps in "
                                           f"{run.seconds:.1f} s")
 
     inputs = [model, editor, uploaded_mask, method, jump_length, resampling, prompt, negative_prompt, guidance,
