@@ -11,7 +11,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 ENDPOINTS = ("/generate_unconditional", "/generate_ddim", "/generate_digits", "/generate_colour_guidance",
-             "/generate_clip_guidance", "/generate_text2img", "/generate_image_to_image", "/forward_process")
+             "/generate_clip_guidance", "/generate_text2img", "/generate_image_to_image", "/generate_inpaint",
+             "/forward_process")
 SMALL = {"Steps": 2, "DDIM steps": 2, "Number of images": 1, "Samples per digit": 1, "Cutouts": 1, "Width": 64,
          "Height": 64, "Prompt": "a red apple"}  # keep the calls quick; still values of the schema's types
 
@@ -53,6 +54,8 @@ def value_from_schema(parameter: dict, picture: str):
         return bool(default)
     if kind == "string":
         return SMALL.get(parameter["label"], default or "")
+    if parameter["component"].lower() == "imageeditor":  # the picture, and no layer painted (the mask comes next)
+        return {"background": handle_file(picture), "layers": [], "composite": None}
     if kind == "object" or parameter["component"] == "Image":
         return handle_file(picture)
     raise AssertionError(f"no value for {parameter}")
