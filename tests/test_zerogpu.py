@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from PIL import Image
 
 from diffusion_app.catalog import TEXT_TO_IMAGE, UNCONDITIONAL
 from diffusion_app.service.gpu_time import START_UP_SECONDS, gpu_seconds
@@ -25,6 +26,9 @@ GENERATION_CALLS = {  # a valid call of every generation endpoint, on the tiny m
     "generate_text2img": (TINY_SD_MODEL, "a red apple", "", "Euler", 2, 7.5, 64, 64, 1, 1, 5, False, "", 1.0),
     "generate_attention_maps": (TINY_SD_MODEL, "a red apple", "", "Euler", 2, 7.5, 1, 0, 5, False),
     "generate_step_by_step": (TINY_SD_MODEL, "a red apple", "", "Euler a", 2, 7.5, "1", 5, False),
+    "generate_inpaint": (TINY_MODEL, {"background": Image.new("RGB", (16, 16)), "layers": [], "composite": None},
+                         Image.linear_gradient("L").resize((16, 16)), "RePaint",  # the bottom half white
+                         2, 2, "", "", 7.5, 1.0, 4, 0, 0, 0, 0, "DDPM", 2, 1, 5, False),
 }
 
 
@@ -75,6 +79,9 @@ def test_the_duration_grows_with_the_work_and_respects_the_cap(app):
     small = text(TINY_SD_MODEL, "x", "", "Euler", 20, 7.5, 512, 512, 1, 5, 0, True)
     large = text(TINY_SD_MODEL, "x", "", "Euler", 20, 7.5, 1024, 1024, 4, 5, 0, True)
     assert START_UP_SECONDS < small < large <= 120  # DS_GPU_SECONDS_CAP
+    inpaint = fns["generate_inpaint"].gpu_seconds  # RePaint runs the UNet about `resampling` times a step
+    assert inpaint(TINY_MODEL, None, None, "RePaint", 5, 10, *[""] * 10, 1000, 8) > \
+        inpaint(TINY_MODEL, None, None, "RePaint", 5, 1, *[""] * 10, 1000, 8)
     assert fns["generate_digits"].gpu_seconds("tiny-digits", [1, 2], 2, 1000, "DDPM", 0, True, 3.0) >= \
         fns["generate_digits"].gpu_seconds("tiny-digits", [1, 2], 2, 1000, "DDPM", 0, True, 1.0)
 
