@@ -1,7 +1,7 @@
 """Quality evidence for the bundled models, each section gated (exit status 1 when one misses).
 
     python benchmarks/bench_quality.py [--sections digits emoji-clip clip-guidance emoji-t2i emoji-t2i-lcm
-                                       emoji-t2i-taesd openmoji]
+                                       emoji-t2i-taesd openmoji inpaint-repaint inpaint-colour]
                                       [--seed 0]
 
 digits:        an independent classifier (a small CNN trained here on 4,000 of the real MNIST digits, its
@@ -25,6 +25,11 @@ emoji-t2i-taesd: its tiny decoder against emoji-t2i's VAE on the same latents (t
 openmoji:      the Fréchet distance, in emoji-clip's image-feature space, between 2,000 samples and the training
                emoji must be at least 30% below the previous model's (measured the same way, recorded below);
                a grid of samples next to real emoji in docs/.
+inpaint-repaint: the centre quarter of 24 real emoji redrawn by openmoji with RePaint and with the
+               replace-the-known-part baseline (same seeds): RePaint's seam (the pixel difference across the mask's
+               border, less the real emoji's) at most 0.8 of the baseline's (quality_inpaint.py).
+inpaint-colour: colour prompts inpainted by emoji-t2i into the centre quarter of an emoji: the named colour is the
+               dominant hue inside the mask in more than half of the samples.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from diffusion_app.training.emoji_captions import build_emoji_caption_folder
 from diffusion_app.training.packaged_data import build_openmoji_folder, mnist_arrays
 from quality_emoji import (COLOUR_PROMPTS, bench_clip_guidance, bench_emoji_clip, colour_hits, frechet_distance,
                            image_features, r_precision)
+from quality_inpaint import bench_inpaint_colour, bench_repaint_seam
 from quality_text_to_image import bench_emoji_t2i_lcm, bench_emoji_t2i_taesd, random_unet_studio, text_to_image
 
 ACCURACY_TARGET = 0.95
@@ -188,7 +194,8 @@ def bench_emoji_t2i(studio: Studio, clip, train: list[str], held_out: list[str],
     return ok
 
 
-SECTIONS = ("digits", "emoji-clip", "clip-guidance", "emoji-t2i", "emoji-t2i-lcm", "emoji-t2i-taesd", "openmoji")
+SECTIONS = ("digits", "emoji-clip", "clip-guidance", "emoji-t2i", "emoji-t2i-lcm", "emoji-t2i-taesd", "openmoji",
+            "inpaint-repaint", "inpaint-colour")
 
 
 def main() -> int:
@@ -202,6 +209,7 @@ def main() -> int:
                              "which is always run")
     parser.add_argument("--openmoji-samples", type=int, default=2000)
     parser.add_argument("--openmoji-steps", type=int, default=100, help="DDPM steps for openmoji (default: 100)")
+    parser.add_argument("--inpaint-steps", type=int, default=50, help="DDPM steps for inpaint-repaint (default: 50)")
     parser.add_argument("--guidance-scale", type=float, default=10.0, help="CLIP guidance scale (default: 10)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -235,9 +243,16 @@ def main() -> int:
         results["emoji-t2i-lcm"] = bench_emoji_t2i_lcm(studio, clip, train.captions, held_out.captions, args.seed, work)
     if "emoji-t2i-taesd" in args.sections:
         results["emoji-t2i-taesd"] = bench_emoji_t2i_taesd(studio, args.seed)
-    if "openmoji" in args.sections:
+    if {"openmoji", "inpaint-repaint"} & set(args.sections):
         real = [load_image(path, 32, 3) for path in image_files(build_openmoji_folder(work / "openmoji", size=32))]
+    if "openmoji" in args.sections:
         results["openmoji"] = bench_openmoji(studio, clip, real, args.openmoji_samples, args.openmoji_steps, args.seed)
+    if "inpaint-repaint" in args.sections:
+        emoji = random.Random(args.seed).sample(real, 24)
+        results["inpaint-repaint"] = bench_repaint_seam(studio, emoji, args.inpaint_steps, args.seed, DOCS)
+    if "inpaint-colour" in args.sections:
+        picture = Image.open(REPO_ROOT / "diffusion_app" / "ui" / "examples" / "grinning_face.png")
+        results["inpaint-colour"] = bench_inpaint_colour(studio, picture, args.seed, DOCS)
     print("\n" + "  ".join(f"{name}: {'ok' if passed else 'MISSED'}" for name, passed in results.items()))
     return 0 if all(results.values()) else 1
 

@@ -24,6 +24,9 @@ from diffusion_app.demo_clip import TINY_CLIP_NAME
 from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
 from diffusion_app.service.generation.clip_guidance import ClipPrompt
 from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
+from diffusion_app.service.generation.inpaint_canvas import Outpaint, checked_canvas
+from diffusion_app.service.generation.inpaint_scripts import inpaint_pictures
+from diffusion_app.service.generation.inpainting import REPAINT, REPLACE, InpaintRun, PixelInpaintRun
 from diffusion_app.service.generation.image_to_image import SDEditRun, image_to_image_run
 from diffusion_app.service.generation.sampling import SamplingRequest, sample
 from diffusion_app.service.generation.show_code import image_script, start_picture
@@ -44,9 +47,9 @@ for script, image in zip(sys.argv[1::2], sys.argv[2::2]):
 
 
 def app_images(studio: Studio, bundled: Studio,
-               clip_studio: Studio) -> tuple[dict[str, tuple[Image.Image, Studio, str]], Image.Image]:
-    """One image per case, as each tab makes it: (image, the studio that made it, the tab's title); and the
-    picture Image to image started from."""
+               clip_studio: Studio) -> tuple[dict[str, tuple[Image.Image, Studio, str]], Image.Image, tuple]:
+    """One image per case, as each tab makes it: (image, the studio that made it, the tab's title); the picture
+    Image to image started from; and Inpaint's canvas and mask."""
     unconditional, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=2, steps=6, seed=3, scheduler="DDPM"))
     ddim, _ = sample(studio, SamplingRequest(TINY_MODEL, num_images=1, steps=5, seed=8, scheduler="DDIM", eta=0.5))
     digits, _ = sample(studio, SamplingRequest("tiny-digits", num_images=1, steps=5, seed=2, scheduler="DDIM",
@@ -80,6 +83,17 @@ def app_images(studio: Studio, bundled: Studio,
                        picture, 0.5)
     for _ in sdedit:
         pass
+    canvas, mask = checked_canvas(picture.crop((0, 0, 64, 64)), Image.new("L", (64, 64)), Outpaint(right=16))
+    inpainted = {method: PixelInpaintRun(studio, SamplingRequest(TINY_MODEL, num_images=1, steps=6, seed=4,
+                                                                 scheduler="DDIM", eta=0.3),
+                                         canvas, mask, method, jump_length=2, resampling=2)
+                 for method in (REPAINT, REPLACE)}
+    inpainted["sd"] = InpaintRun(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", negative_prompt="blurry",
+                                                            steps=3, width=80, height=64, seed=5,
+                                                            scheduler="Euler a"), canvas, mask, 0.9, mask_blur=3)
+    for run in inpainted.values():
+        for _ in run:
+            pass
     openmoji, _ = sample(bundled, SamplingRequest("openmoji", num_images=1, steps=4, seed=6, scheduler="DDIM"))
     return {
         "unconditional, second image of a batch": (unconditional[1], studio, "Unconditional"),
@@ -96,7 +110,10 @@ def app_images(studio: Studio, bundled: Studio,
         "image to image, Stable Diffusion": (redrawn.images[0], studio, "Image to image"),
         "image to image, pixel model": (sdedit.images()[0], studio, "Image to image"),
         "bundled model": (openmoji[0], bundled, "DDIM step control"),
-    }, picture
+        "inpaint, RePaint, outpainted": (inpainted[REPAINT].images()[0], studio, "Inpaint"),
+        "inpaint, the baseline on DDIM": (inpainted[REPLACE].images()[0], studio, "Inpaint"),
+        "inpaint, Stable Diffusion, blurred mask": (inpainted["sd"].images[0], studio, "Inpaint"),
+    }, picture, (canvas, mask)
 
 
 def tiny_clip_weights(studio: Studio) -> Path:
@@ -109,7 +126,7 @@ def test_each_script_makes_its_image_in_a_fresh_process(studio, tiny_clip, tmp_p
     bundled = Studio(Settings(models_dir=REPO_ROOT / "models", data_dir=tmp_path / "data", offline=True,
                               dtype=torch.float32))
     clip_studio = Studio(replace(studio.settings, clip_configs=(tiny_clip[0],)))
-    cases, picture = app_images(studio, bundled, clip_studio)
+    cases, picture, (canvas, mask) = app_images(studio, bundled, clip_studio)
     arguments = []
     for number, (image, made_by, tab) in enumerate(cases.values()):
         folder = tmp_path / f"case_{number}"  # as the download unpacks: the script, and the picture it starts from
@@ -122,8 +139,11 @@ def test_each_script_makes_its_image_in_a_fresh_process(studio, tiny_clip, tmp_p
             shutil.copy(tiny_clip[1], folder)
         if tab == "Image to image":
             start_picture(image.info["parameters"], picture, image).save(folder / "start.png")
+        for name, made_from in inpaint_pictures(image.info["parameters"], canvas, mask, image).items():
+            made_from.save(folder / name)
         arguments += [str(script), str(tmp_path / f"image_{number}.png")]
-    assert "MODEL = 'models/openmoji'" in script.read_text()  # a bundled model by its folder in the checkout
+    bundled_script = tmp_path / f"case_{list(cases).index('bundled model')}" / "make_image.py"
+    assert "MODEL = 'models/openmoji'" in bundled_script.read_text()  # a bundled model by its folder in the checkout
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
     subprocess.run([sys.executable, "-c", RUN_SCRIPTS, *arguments], cwd=REPO_ROOT, env=environment, check=True,
                    timeout=300)

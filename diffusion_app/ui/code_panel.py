@@ -1,17 +1,20 @@
 """Show the code: under a tab's results, the diffusers script that makes the image shown (the gallery's first
 after a run, or the one clicked), to copy or download and run in a notebook of one's own. An image made from a
-picture (Image to image) downloads as a zip of the script and that picture, as the app resized it."""
+picture (Image to image, Inpaint) downloads as a zip of the script and the pictures it reads, as the app resized
+them."""
 
 from __future__ import annotations
 
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any, Callable
 
 import gradio as gr
 from PIL import Image
 
 from ..core.metadata import read_parameters
+from ..service.generation.inpaint_scripts import inpaint_pictures
 from ..service.generation.show_code import image_script, start_picture
 from ..service.studio import Studio
 from .i18n import error
@@ -19,15 +22,30 @@ from .i18n import error
 SCRIPT_NAME = "make_image.py"
 
 
-def code_panel(studio: Studio, run_event, shown: gr.Gallery | gr.Image, tab_title: str,
-               start: gr.Image | None = None) -> None:
+def picture_it_started_from(picture: Image.Image, parameters_text: str, made: Image.Image) -> dict[str, Image.Image]:
+    """Image to image's start.png (none for strength 1, which is sampling from scratch)."""
+    if "Denoising strength" not in parameters_text:
+        return {}
+    return {"start.png": start_picture(parameters_text, picture, made)}
+
+
+def canvas_and_mask(canvas_view: list, parameters_text: str, made: Image.Image) -> dict[str, Image.Image]:
+    """Inpaint's start.png and mask.png, from the gallery that shows the canvas and its mask."""
+    canvas, mask = (Image.open(item[0]) if isinstance(item[0], str) else item[0] for item in canvas_view)
+    return inpaint_pictures(parameters_text, canvas, mask, made)
+
+
+def code_panel(studio: Studio, run_event, shown: gr.Gallery | gr.Image, tab_title: str, start=None,
+               start_files: Callable[[Any, str, Image.Image], dict[str, Image.Image]] | None = None) -> None:
     """An accordion with the script of the image shown, filled when the run ends and, in a gallery, when an image
-    is clicked. `shown` needs type="filepath"; `start` is the picture the tab starts from (type="pil")."""
+    is clicked. `shown` needs type="filepath". `start` is what the tab starts from, and `start_files` makes from
+    its value, the image's parameters and the image the pictures the script reads (picture_it_started_from,
+    canvas_and_mask)."""
     with gr.Accordion("Show the code", open=False):
         code = gr.Code(language="python", interactive=False, label=SCRIPT_NAME)
         download = gr.DownloadButton("Download the script", visible=False, size="sm")
 
-    def script_of(path: str, picture: Image.Image | None = None):
+    def script_of(path: str, start_value=None):
         text = read_parameters(path)
         if not text:
             raise error("This image carries no generation parameters, so there is no code to show for it.")
@@ -38,11 +56,13 @@ def code_panel(studio: Studio, run_event, shown: gr.Gallery | gr.Image, tab_titl
             raise error(str(err)) from err
         folder = Path(tempfile.mkdtemp(dir=studio.settings.data_dir / "downloads"))  # one per call: never shared
         (folder / SCRIPT_NAME).write_text(script)
-        if "Denoising strength" not in text or picture is None:
+        pictures = start_files(start_value, text, Image.open(path)) if start_files and start_value else {}
+        if not pictures:
             return script, gr.DownloadButton(value=str(folder / SCRIPT_NAME), visible=True)
-        start_picture(text, picture, Image.open(path)).save(folder / "start.png")
         with zipfile.ZipFile(folder / "make_image.zip", "w") as archive:
-            for name in (SCRIPT_NAME, "start.png"):
+            archive.write(folder / SCRIPT_NAME, SCRIPT_NAME)
+            for name, picture in pictures.items():
+                picture.save(folder / name)
                 archive.write(folder / name, name)
         return script, gr.DownloadButton(value=str(folder / "make_image.zip"), visible=True)
 

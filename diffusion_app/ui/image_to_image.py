@@ -14,7 +14,7 @@ from ..service.generation.image_to_image import SDEditRun, image_to_image_run
 from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
-from .code_panel import code_panel
+from .code_panel import code_panel, picture_it_started_from
 from .common import (EXAMPLE_PICTURE, EXAMPLES, chosen_seed, examples, how_it_works, number, reports_errors, run_buttons,
                      runs_on_gpu, sampling_request, seed_controls, whole_number, zip_download)
 from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
@@ -138,7 +138,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
               lora, lora_weight, tiny, tiny_final]
     run_event = run_and_stop(studio, generate, stop, generate_image_to_image, [*inputs, visitor_id],
                              [start, gallery, report], report, api_name="generate_image_to_image")
-    code_panel(studio, run_event, gallery, "Image to image", start=image)
+    code_panel(studio, run_event, gallery, "Image to image", start=image, start_files=picture_it_started_from)
     sweep_panel(studio, "image-to-image", generate_image_to_image, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
                    "Strength": SweepInput(2, AxisKind("float")),

@@ -17,6 +17,7 @@ from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
 from ..service.gpu_time import gpu_seconds
+from .code_panel import canvas_and_mask, code_panel
 from .common import (EXAMPLES, chosen_seed, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
@@ -175,8 +176,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
 
     inputs = [model, editor, uploaded_mask, method, jump_length, resampling, prompt, negative_prompt, guidance,
               strength, mask_blur, left, right, up, down, sampler, steps, num_images, seed, random_seed]
-    run_and_stop(studio, generate, stop, generate_inpaint, [*inputs, visitor_id], [canvas_view, gallery, report],
-                 report, api_name="generate_inpaint")
+    run_event = run_and_stop(studio, generate, stop, generate_inpaint, [*inputs, visitor_id],
+                             [canvas_view, gallery, report], report, api_name="generate_inpaint")
+    code_panel(studio, run_event, gallery, "Inpaint", start=canvas_view, start_files=canvas_and_mask)
     sweep_panel(studio, "inpaint", generate_inpaint, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
          "Method": SweepInput(3, AxisKind("text", INPAINT_METHODS)),

@@ -20,6 +20,7 @@ from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog
 from ...core.metadata import parse_parameters
 from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
 from .guided_scripts import clip_guidance, colour_guidance
+from .inpaint_scripts import inpaint_script
 
 CHECKOUT = Path(__file__).resolve().parents[3]
 
@@ -135,6 +136,8 @@ def image_script(catalog: Catalog, parameters_text: str, dtype: torch.dtype, tab
     if "Model" not in fields or "Seed" not in fields:
         raise ValueError("This image carries no model and seed, so there is no code to show for it.")
     kind = catalog.get(fields["Model"]).kind
+    if "Mask" in fields:
+        return inpaint_script(fields, *model_reference(catalog, fields["Model"]), dtype_name(dtype), tab)
     if kind == TEXT_TO_IMAGE:
         return text_to_image_script(catalog, fields, dtype, tab)
     if kind in (UNCONDITIONAL, CLASS_CONDITIONAL):
