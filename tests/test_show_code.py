@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -195,10 +196,11 @@ def bundled_app(tmp_path_factory):
     return studio, build_app(studio)
 
 
-def panel_handlers(app, inputs: int) -> list:
-    """The Show the code panels' handlers that fill the code after a run (one per tab), taking `inputs` inputs."""
+def panel_handlers(app, inputs: int, start: type | None = None) -> list:
+    """The Show the code panels' handlers that fill the code after a run (one per tab), taking `inputs` inputs,
+    the second of them (what the tab starts from) of type `start`."""
     return [fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "show_first"
-            and len(fn.inputs) == inputs]
+            and len(fn.inputs) == inputs and (start is None or isinstance(fn.inputs[1], start))]
 
 
 def test_clip_guidance_shows_the_code_of_its_image(bundled_app, tmp_path):
@@ -233,7 +235,7 @@ def test_image_to_image_downloads_the_script_with_its_start_picture(bundled_app,
     from diffusion_app.core.metadata import save_png
 
     studio, app = bundled_app
-    (show_first,) = panel_handlers(app, inputs=2)  # the Image to image tab's panel: it takes the picture too
+    (show_first,) = panel_handlers(app, inputs=2, start=gr.Image)  # Image to image's panel: it takes the picture
     picture = Image.effect_mandelbrot((40, 40), (-2, -1.2, 1, 1.2), 60).convert("RGB")
     run = SDEditRun(studio, SamplingRequest("openmoji", num_images=1, steps=4, seed=1, scheduler="DDIM"), picture, 0.5)
     for _ in run:
@@ -247,3 +249,22 @@ def test_image_to_image_downloads_the_script_with_its_start_picture(bundled_app,
         assert start.size == (32, 32)
         expected = start_picture(Image.open(made).info["parameters"], picture, Image.open(made))
         assert np.array_equal(np.asarray(start), np.asarray(expected))
+
+
+def test_inpaint_downloads_the_script_with_its_canvas_and_mask(bundled_app, tmp_path):
+    from diffusion_app.core.metadata import save_png
+
+    studio, app = bundled_app
+    (show_first,) = panel_handlers(app, inputs=2, start=gr.Gallery)  # Inpaint's: it takes the canvas and mask
+    canvas, mask = checked_canvas(Image.effect_mandelbrot((40, 40), (-2, -1.2, 1, 1.2), 60).convert("RGB"),
+                                  Image.new("L", (40, 40)), Outpaint(down=8))
+    run = PixelInpaintRun(studio, SamplingRequest("openmoji", num_images=1, steps=3, seed=1), canvas, mask, REPLACE)
+    for _ in run:
+        pass
+    made = save_png(run.images()[0], tmp_path / "made.png")
+    script, download = show_first([(str(made), None)], [(canvas, None), (mask, None)])
+    with zipfile.ZipFile(download.value["path"]) as archive:
+        assert sorted(archive.namelist()) == ["make_image.py", "mask.png", "start.png"]
+        assert archive.read("make_image.py").decode() == script and "sample = redraw * sample" in script
+        kept = np.asarray(Image.open(archive.open("mask.png"))) == 0
+        assert Image.open(archive.open("mask.png")).size == (32, 32) and kept[:26].all() and not kept[28:].any()
