@@ -1,12 +1,12 @@
 """Take the README's screenshots of the app on its bundled models, in headless Chromium.
 
     python docs/take_screenshots.py                  # every tab
-    python docs/take_screenshots.py step-by-step     # only these tabs: attention-maps, step-by-step
+    python docs/take_screenshots.py step-by-step     # only these tabs: attention-maps, step-by-step, inpaint
 
 Starts `python app.py` offline on models/, as a fresh checkout runs it, generates on every generation tab
-(Text to image on the bundled emoji-t2i), noises a red disc on the Forward process tab, maps
-the attention of "red apple", then shows the History and Models tabs, and saves docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese
-browser (unconditional_zh.png; Chromium needs a CJK font for it, e.g. Debian's fonts-noto-cjk).
+(Text to image on the bundled emoji-t2i), noises a red disc on the Forward process tab, inpaints the grinning
+face's mouth, maps the attention of "red apple", then shows the History and Models tabs, and saves
+docs/screenshots/<tab>.png; and the Unconditional tab once more in a Chinese browser (unconditional_zh.png; Chromium needs a CJK font for it, e.g. Debian's fonts-noto-cjk).
 training.png is not retaken here: a training run long enough to show something takes hours on a CPU.
 """
 
@@ -21,6 +21,7 @@ DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent / "tests"))
 
 from PIL import Image, ImageDraw
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -82,6 +83,7 @@ def take_screenshots(driver, url: str, picture: Path) -> None:
     WebDriverWait(driver, TIMEOUT).until(lambda d: len(gallery_images(panel, "x_t")) == 7)
     driver.save_screenshot(str(SCREENSHOTS / "forward_process.png"))
 
+    take_inpaint_screenshot(driver)
     take_attention_maps_screenshot(driver)
     take_step_by_step_screenshot(driver)
 
@@ -112,7 +114,24 @@ def take_step_by_step_screenshot(driver) -> None:
     driver.save_screenshot(str(SCREENSHOTS / "step_by_step.png"))
 
 
-ONE_TAB_SCREENSHOTS = {"attention-maps": take_attention_maps_screenshot, "step-by-step": take_step_by_step_screenshot}
+def take_inpaint_screenshot(driver) -> None:
+    """The grinning face's mouth painted over with the mouse and redrawn by openmoji with RePaint, seed 3."""
+    panel = open_tab(driver, "Inpaint", "Jump length")
+    brush = WebDriverWait(driver, 30).until(lambda d: panel.find_elements(By.CSS_SELECTOR, "button[aria-label='Brush']"))
+    brush[0].click()
+    canvas = panel.find_elements(By.TAG_NAME, "canvas")[-1]
+    stroke = ActionChains(driver).move_to_element_with_offset(canvas, -70, 55).click_and_hold()
+    for _ in range(7):
+        stroke = stroke.move_by_offset(20, 0)
+    stroke.release().perform()
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Random seed']]//input").click()
+    replace_text(field(panel, "Seed"), "3")
+    generate(driver, panel, lambda d: "model steps in" in panel.text and gallery_images(panel, "Results"))
+    driver.save_screenshot(str(SCREENSHOTS / "inpaint.png"))
+
+
+ONE_TAB_SCREENSHOTS = {"attention-maps": take_attention_maps_screenshot, "step-by-step": take_step_by_step_screenshot,
+                       "inpaint": take_inpaint_screenshot}
 
 
 def take_chinese_screenshot(url: str) -> None:

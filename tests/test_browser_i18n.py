@@ -25,6 +25,7 @@ TABS = {
     "CLIP guidance": "CLIP weights",
     "Text to image": "Negative prompt",
     "Image to image": "Strength",
+    "Inpaint": "Jump length",
     "Forward process": "Noise schedule",
     "Attention maps": "UNet levels",
     "Step by step": "Decode latents at steps",

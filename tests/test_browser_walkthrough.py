@@ -20,7 +20,7 @@ from diffusion_app.ui.colour_guidance import DEFAULT_COLOUR
 
 GENERATION_TABS = {"Unconditional": "Number of images", "DDIM step control": "DDIM steps", "Digits": "Samples per digit",
                    "Colour guidance": "Target colour", "CLIP guidance": "CLIP weights", "Text to image": "Negative prompt",
-                   "Image to image": "Strength"}
+                   "Image to image": "Strength", "Inpaint": "Jump length"}
 
 # Each image's box on the page, its natural size and the zoom the page script gave it.
 IMAGE_BOXES = """

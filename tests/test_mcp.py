@@ -9,7 +9,7 @@ from mcp.client.streamable_http import streamable_http_client
 from conftest import TINY_MODEL
 
 GENERATION_TOOLS = {"generate_unconditional", "generate_ddim", "generate_digits", "generate_colour_guidance",
-                    "generate_clip_guidance", "generate_text2img"}
+                    "generate_clip_guidance", "generate_text2img", "generate_inpaint"}
 
 
 async def list_and_call(url: str):

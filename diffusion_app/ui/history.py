@@ -19,8 +19,8 @@ ALL = "All tabs"
 LISTED = 120
 WHAT_IT_KEEPS = ("Keeps the final images of every run on the tabs listed under Tab, with the inputs that made "
                  "them: the guided images of the guidance tabs (their unguided ones are that model's plain samples "
-                 "from the same seed) and the results of Image to image. Forward process is not kept: it noises "
-                 "your own picture, and its tab redraws it at once.")
+                 "from the same seed) and the results of Image to image and Inpaint. Forward process is not kept: "
+                 "it noises your own picture, and its tab redraws it at once.")
 
 
 def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_inputs: dict[str, list],
