@@ -63,6 +63,7 @@ REPAINT_LOOP = '''\
 # RePaint: down the chain, each step joins the known part (noised to the step's level) with the model's step
 # for the rest; every JUMP_LENGTH steps it goes back up RESAMPLING times, so the two parts agree at the seam.
 scheduler = RePaintScheduler.from_pretrained(MODEL, subfolder="scheduler", eta={eta!r})  # eta 1: DDPM's steps
+unet_prediction = RePaintScheduler.load_config(MODEL, subfolder="scheduler").get("prediction_type", "epsilon")
 scheduler.set_timesteps(STEPS, JUMP_LENGTH, RESAMPLING)
 known = 1 - redraw  # RePaint's mask: 1 where the image is known
 previous = scheduler.timesteps[0] + 1
@@ -70,7 +71,10 @@ for timestep in scheduler.timesteps:
     if timestep < previous:  # down: a denoising step
         with torch.no_grad():
             noise = unet(sample.to(DTYPE), timestep).sample.float()
-            sample = scheduler.step(noise, timestep, sample, original, known, generator).prev_sample
+        if unet_prediction == "v_prediction":  # RePaint reads the noise: eps = sqrt(a) v + sqrt(1 - a) x_t
+            alpha_bar = scheduler.alphas_cumprod[timestep].item()
+            noise = alpha_bar ** 0.5 * noise + (1 - alpha_bar) ** 0.5 * sample
+        sample = scheduler.step(noise, timestep, sample, original, known, generator).prev_sample
     else:  # back up: the noise of the steps jumped over, added again
         sample = scheduler.undo_step(sample, previous, generator)
     previous = timestep

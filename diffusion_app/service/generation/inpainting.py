@@ -48,6 +48,18 @@ def mask_fields(mask: Image.Image) -> dict:
     return {"Mask": f"{pixels.mean():.0%} in x {columns.min()}-{columns.max() + 1} y {rows.min()}-{rows.max() + 1}"}
 
 
+def as_noise(prediction: torch.Tensor, sample: torch.Tensor, alpha_bar: float, prediction_type: str) -> torch.Tensor:
+    """The noise a model's prediction implies: RePaintScheduler reads epsilon only, and a v-prediction model (the
+    bundled openmoji) predicts v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0, so eps = sqrt(alpha_bar) v +
+    sqrt(1 - alpha_bar) x_t."""
+    if prediction_type == "epsilon":
+        return prediction
+    if prediction_type == "v_prediction":
+        return alpha_bar ** 0.5 * prediction + (1 - alpha_bar) ** 0.5 * sample
+    raise ValueError(f"RePaint needs a model that predicts the noise or v, not {prediction_type!r}: use the "
+                     "replace-the-known-part method.")
+
+
 class PixelInpaintRun(SamplingRun):
     """Inpainting with an unconditional pixel model, at the model's size: the image and mask are resized to it."""
 
@@ -85,7 +97,8 @@ class PixelInpaintRun(SamplingRun):
         for index, t in enumerate(timesteps):
             if t < previous:  # down the chain: a denoising step
                 with torch.no_grad():
-                    noise = run_unet(self.unet, sample, t)
+                    noise = as_noise(run_unet(self.unet, sample, t), sample, scheduler.alphas_cumprod[t].item(),
+                                     self.scheduler.config.prediction_type)
                 outputs = [scheduler.step(noise[i:i + 1], t, sample[i:i + 1], original[i:i + 1], known, generator)
                            for i, generator in enumerate(generators)]
                 sample = torch.cat([output.prev_sample for output in outputs])
