@@ -74,7 +74,8 @@ def test_forward_process_and_image_to_image(page, picture):
 
 def test_inpaint_redraws_the_part_painted_with_the_mouse(page):
     panel = open_tab(page, "Inpaint", "Jump length")
-    WebDriverWait(page, 20).until(lambda d: panel.find_elements(By.CSS_SELECTOR, "button[aria-label='Brush']"))[0].click()
+    brush = WebDriverWait(page, 20).until(lambda d: panel.find_elements(By.CSS_SELECTOR, "button[aria-label='Brush']"))
+    brush[0].click()
     canvas = WebDriverWait(page, 10).until(lambda d: panel.find_elements(By.TAG_NAME, "canvas"))[-1]
     stroke = ActionChains(page).move_to_element_with_offset(canvas, -60, 0).click_and_hold()
     for _ in range(4):  # a horizontal stroke across the face's middle
@@ -83,7 +84,8 @@ def test_inpaint_redraws_the_part_painted_with_the_mouse(page):
     set_number(panel, "Steps", 4)
     set_number(panel, "Number of images", 2)
     button(panel, "Generate").click()
-    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "RePaint: " in panel.text and "model steps in" in panel.text)
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "RePaint: " in panel.text
+                                                  and "model steps in" in panel.text)
     canvas_view = gallery_images(panel, "The canvas and its mask (white is redrawn)")
     mask = Image.open(io.BytesIO(httpx.get(canvas_view[1].get_attribute("src"), timeout=30).content))
     painted = np.asarray(mask.convert("L")) == 255

@@ -64,8 +64,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     models = studio.model_names(UNCONDITIONAL) + studio.model_names(TEXT_TO_IMAGE)
     with gr.Row():
         with gr.Column(scale=1):
-            model = gr.Dropdown(models, value=studio.catalog.default(UNCONDITIONAL), label="Model",
-                                info="An unconditional model (RePaint in pixels) or a text-to-image one (with a prompt).")
+            model = gr.Dropdown(
+                models, value=studio.catalog.default(UNCONDITIONAL), label="Model",
+                info="An unconditional model (RePaint in pixels) or a text-to-image one (with a prompt).")
             editor = gr.ImageEditor(value={"background": str(EXAMPLES / "grinning_face.png"), "layers": [],
                                            "composite": None},
                                     label="Image: paint the part to redraw", type="pil", image_mode="RGBA",
@@ -155,7 +156,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
         if studio.catalog.get(model_name).kind == TEXT_TO_IMAGE:
             width, height = latent_size(studio, model_name, canvas)
             request = TextToImageRequest(model_name, prompt_text, negative_text, whole_number(step_count, "Steps"),
-                                         number(cfg, "CFG scale"), width, height, whole_number(count, "Number of images"),
+                                         number(cfg, "CFG scale"), width, height,
+                                         whole_number(count, "Number of images"),
                                          chosen_seed(seed_value, use_random_seed), sampler_name)
             run = studio.start(inpainting_run, request, canvas, mask, strength=number(strength_value, "Strength"),
                                mask_blur=number(blur, "Mask blur"), preview_every=5)
