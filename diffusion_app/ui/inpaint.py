@@ -110,12 +110,13 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
 
-    def gpu_estimate(model_name, editor_value, mask_value, method_name, jump, resample, *rest, **_):
+    def gpu_estimate(model_name, editor_value, mask_value, method_name, jump, resample, prompt_text, negative_text,
+                     cfg, strength_value, blur, left_pixels, right_pixels, up_pixels, down_pixels, sampler_name,
+                     step_count, count, *_, **__):
         """RePaint runs the UNet about `resampling` times per step."""
-        step_count, count = rest[10], rest[11]
-        passes = resample if method_name == REPAINT and studio.catalog.get(model_name).kind != TEXT_TO_IMAGE else 1
-        return gpu_seconds(studio.catalog.get(model_name).kind, step_count * passes, count,
-                           studio.sample_pixels(model_name))
+        kind = studio.catalog.get(model_name).kind
+        passes = resample if method_name == REPAINT and kind != TEXT_TO_IMAGE else 1
+        return gpu_seconds(kind, step_count * passes, count, studio.sample_pixels(model_name))
 
     @kept_in_history(studio, "inpaint", images_at=1, text_at=6)
     @runs_on_gpu(studio, gpu_estimate)

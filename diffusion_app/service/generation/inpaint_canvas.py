@@ -104,6 +104,6 @@ def blurred(mask: Image.Image, radius: float) -> Image.Image:
 
 
 def overlay(inpainted: Image.Image, original: Image.Image, mask: Image.Image) -> Image.Image:
-    """The inpainted image where the mask is white, the original where it is black, blended in between."""
-    return Image.composite(inpainted.convert("RGB"), original.resize(inpainted.size).convert("RGB"),
-                           mask.resize(inpainted.size))
+    """The inpainted image where the mask is white, the original where it is black, blended in between (all three
+    of one size: the run's)."""
+    return Image.composite(inpainted.convert("RGB"), original.convert("RGB"), mask)
