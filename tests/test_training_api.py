@@ -6,6 +6,7 @@ import time
 import zipfile
 from dataclasses import replace
 
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -14,6 +15,7 @@ from PIL import Image
 
 from diffusion_app.service.jobs.manager import JobManager
 from diffusion_app.ui import build_app
+from diffusion_app.ui.visitor import OPEN
 from running_app import free_port
 
 JOB_TIMEOUT = 300
@@ -135,3 +137,23 @@ def test_training_switched_off(local_app):
     assert jobs is None
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert "/generate_unconditional" in endpoints and "/start_job" not in endpoints
+
+
+def test_a_refresh_that_read_the_old_selection_does_not_undo_a_new_jobs_selection(studio, tmp_path):
+    """Starting a job selects it; a timer tick that read the selection just before must not select the job
+    before it again (the panel would then follow the wrong job)."""
+    from test_jobs import TINY_JOB, upload
+
+    jobs = JobManager(studio)  # not started: the jobs stay queued
+    upload_id = upload(jobs, tmp_path)
+    first = jobs.submit(upload_id, replace(TINY_JOB, name="first"))
+    app = build_app(studio, jobs)
+    refresh = next(fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "refresh")
+    shown = [(f"#{first.id} first", first.id)]
+
+    update = refresh(OPEN, None, None, None)[1]  # a new page selects the newest job
+    assert update.constructor_args == {"choices": shown, "value": first.id}
+    assert refresh(OPEN, first.id, shown, None)[1] == gr.skip()  # nothing changed: nothing sent
+    second = jobs.submit(upload_id, replace(TINY_JOB, name="second"))
+    update = refresh(OPEN, first.id, shown, None)[1]  # the tick read #1; the start handler selected #2 meanwhile
+    assert update.constructor_args == {"choices": [(f"#{second.id} second", second.id)] + shown}

@@ -87,12 +87,18 @@ def build_jobs_panel(jobs: JobManager, account: gr.State) -> gr.Dropdown:
         except ValueError:
             return (gr.skip(),) * 8
         listed_jobs = jobs.jobs(visitor)
-        if selected not in [listed_job.id for listed_job in listed_jobs]:
-            selected = listed_jobs[-1].id if listed_jobs else None
         table_value = pd.DataFrame([table_row(jobs, j) for j in reversed(listed_jobs)],
                                    columns=[tr(header) for header in TABLE_HEADERS])
         choices = [(f"#{j.id} {j.name}", j.id) for j in reversed(listed_jobs)]
-        job_update = gr.skip() if choices == shown_choices else gr.Dropdown(choices=choices, value=selected)
+        if selected not in [listed_job.id for listed_job in listed_jobs]:
+            selected = listed_jobs[-1].id if listed_jobs else None
+            job_update = gr.Dropdown(choices=choices, value=selected)
+        elif choices != shown_choices:
+            # The choices only, not the value: a job started while this tick ran has selected itself meanwhile,
+            # and the value this tick read would select the job before it again.
+            job_update = gr.Dropdown(choices=choices)
+        else:
+            job_update = gr.skip()
         if selected is None:
             return table_value, job_update, choices, tr("No jobs yet."), None, None, gr.Textbox(visible=False), None
         current = jobs.job(selected, visitor)
