@@ -1,4 +1,6 @@
-"""`python app.py` in a subprocess, as a user starts it: shared by the test fixtures and docs/take_screenshots.py."""
+"""`python app.py` in a subprocess, as a user starts it: shared by the test fixtures and docs/take_screenshots.py;
+and a Blocks app served in the test's own process, for tests about what the app does rather than how it starts
+(seconds instead of a new Python's imports)."""
 
 from __future__ import annotations
 
@@ -45,3 +47,14 @@ def running_app(env: dict[str, str], log_path: Path, start_timeout: float = 120)
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve this Blocks app from this process on a free port; yields its URL, closes it on exit."""
+    port = free_port()
+    app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()

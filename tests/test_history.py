@@ -1,9 +1,7 @@
 """The history: every generated image kept with its parameters, found again, sent back to its tab to make it
-again pixel for pixel, surviving a restart; on a public server each browser sees its own."""
+again pixel for pixel, surviving a restart. (On a public server each browser sees its own: test_public_server.py.)"""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -12,8 +10,11 @@ from PIL import Image
 
 from diffusion_app.core.metadata import with_parameters
 from diffusion_app.service.history import History
+from diffusion_app.service.studio import Studio
+from diffusion_app.settings import Settings
+from diffusion_app.ui import build_app
 from conftest import TINY_MODEL
-from running_app import running_app
+from running_app import serving
 
 UNCONDITIONAL_INPUTS = 5  # the Unconditional tab's controls, the first outputs of /history_send
 
@@ -42,24 +43,22 @@ def test_the_history_keeps_searches_deletes_and_prunes(tmp_path):
     assert small.prune() >= 1 and small.total_bytes() <= small.max_bytes
 
 
-@pytest.fixture(scope="module")
-def app_env(models_dir, tmp_path_factory):
-    return {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-            "DS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+def bundled_app(models_dir, data_dir):
+    """The app on the tiny models; a second one on the same data dir is the app after a restart."""
+    return build_app(Studio(Settings(models_dir=models_dir, data_dir=data_dir, offline=True)))
 
 
-def test_send_to_tab_makes_the_image_again_after_a_restart(app_env, tmp_path):
-    with running_app(app_env, tmp_path / "first.log") as url:
+def test_send_to_tab_makes_the_image_again_after_a_restart(models_dir, tmp_path):
+    with serving(bundled_app(models_dir, tmp_path / "data")) as url:
         client = Client(url, verbose=False)
         gallery, _ = client.predict(TINY_MODEL, 3, 4, 0, True, api_name="/generate_unconditional")  # random seed
-    with running_app(app_env, tmp_path / "second.log") as url:  # a restart: the history is still there
+    with serving(bundled_app(models_dir, tmp_path / "data")) as url:  # a restart: the history is still there
         client = Client(url, verbose=False)
         listing = client.predict("unconditional", "", "", None, api_name="/history_search")
         assert len(listing) == 3
         kept = [Image.open(item["image"]) for item in listing]
         newest = kept[-1]  # the last image of the run (position 2)
-        ids = [image.id for image in History(__import__("pathlib").Path(app_env["DS_DATA_DIR"]) / "history",
-                                               10**9).search()]
+        ids = [image.id for image in History(tmp_path / "data" / "history", 10**9).search()]
         values = client.predict(ids[-1], None, api_name="/history_send")
         model, count, steps, seed, random_seed = values[:UNCONDITIONAL_INPUTS]
         assert (model, count, steps, random_seed) == (TINY_MODEL, 3, 4, False)
@@ -67,17 +66,3 @@ def test_send_to_tab_makes_the_image_again_after_a_restart(app_env, tmp_path):
         remade = Image.open(again[2]["image"])
         assert np.array_equal(np.asarray(remade), np.asarray(newest))
         assert remade.info["parameters"] == newest.info["parameters"]
-
-
-def test_on_a_public_server_each_browser_sees_its_own(app_env, tmp_path):
-    env = {**app_env, "DS_PUBLIC": "1", "DS_DATA_DIR": str(tmp_path / "public-data")}
-    with running_app(env, tmp_path / "public.log") as url:
-        client = Client(url, verbose=False)
-        client.predict(TINY_MODEL, 1, 2, 5, False, "browser-a", api_name="/generate_unconditional")
-        client.predict(TINY_MODEL, 2, 2, 6, False, "browser-b", api_name="/generate_unconditional")
-        client.predict(TINY_MODEL, 1, 2, 7, False, api_name="/generate_unconditional")  # no id: not kept
-        assert len(client.predict("All tabs", "", "", "browser-a", api_name="/history_search")) == 1
-        assert len(client.predict("All tabs", "", "", "browser-b", api_name="/history_search")) == 2
-        b_ids = [image.id for image in History(tmp_path / "public-data" / "history", 10**9).search("browser-b")]
-        with pytest.raises(Exception, match="not in your history"):
-            client.predict(b_ids[0], "browser-a", api_name="/history_send")

@@ -1,6 +1,6 @@
 """A public server (DS_PUBLIC=1, as on a Space): two visitors, signed in, never see or touch each other's jobs
-or the models their jobs trained; typed hub ids and paths are refused; per-visitor limits hold; the Models tab
-hides paths and unloading.
+or the models their jobs trained, and each browser sees only its own history; typed hub ids and paths are
+refused; per-visitor limits hold; the Models tab hides paths and unloading.
 
 Visitors sign in with DS_TRAINING_AUTH here, as locally; on a Space the same handlers take their name from the
 Hugging Face login (gr.OAuthProfile), checked directly at the end."""
@@ -18,6 +18,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from diffusion_app.catalog import UnknownModelError
+from diffusion_app.service.history import History
 from diffusion_app.service.jobs.options import JobOptions
 from diffusion_app.service.jobs.store import FINISHED
 from diffusion_app.service.jobs.manager import JobManager
@@ -167,3 +168,16 @@ def test_a_hugging_face_login_is_the_visitor(public):
     with pytest.raises(ValueError, match="Sign in to train"):
         current_visitor(settings, "", None)
     assert current_visitor(replace(settings, public=False), "", None) is None  # a private server: shared jobs
+
+
+def test_each_browser_sees_only_its_own_history(public):
+    url, jobs = public
+    client = Client(url, verbose=False)
+    client.predict(TINY_MODEL, 1, 2, 5, False, "browser-a", api_name="/generate_unconditional")
+    client.predict(TINY_MODEL, 2, 2, 6, False, "browser-b", api_name="/generate_unconditional")
+    client.predict(TINY_MODEL, 1, 2, 7, False, api_name="/generate_unconditional")  # no id: not kept
+    assert len(client.predict("All tabs", "", "", "browser-a", api_name="/history_search")) == 1
+    assert len(client.predict("All tabs", "", "", "browser-b", api_name="/history_search")) == 2
+    b_ids = [image.id for image in History(jobs.settings.data_dir / "history", 10**9).search("browser-b")]
+    with pytest.raises(AppError, match="not in your history"):
+        client.predict(b_ids[0], "browser-a", api_name="/history_send")
