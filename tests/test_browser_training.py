@@ -4,7 +4,6 @@ from the new model (or with the new LoRA)."""
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 
 import httpx
@@ -15,10 +14,14 @@ from selenium.common.exceptions import ElementClickInterceptedException, StaleEl
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from diffusion_app.service.jobs.manager import JobManager
+from diffusion_app.service.studio import Studio
+from diffusion_app.settings import Settings
+from diffusion_app.ui import build_app
 from browser import (button, choose_option, field, gallery_images, open_page, open_tab, replace_text, report_text,
                      set_number, wait_for_job_end)
 from test_browser import GENERATION_TIMEOUT, driver  # noqa: F401 (driver: the module-scoped browser fixture)
-from running_app import running_app
+from running_app import serving
 from text_training_data import squares_folder
 
 TRAINING_TIMEOUT = 300
@@ -100,9 +103,9 @@ def test_upload_captions_train_a_lora_and_generate_with_it(driver, server_url, c
 
 
 def test_the_training_tab_asks_for_a_login_first(driver, models_dir, tmp_path):
-    env = {**os.environ, "DS_MODELS_DIR": str(models_dir), "DS_DATA_DIR": str(tmp_path / "data"), "DS_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "DS_TRAINING_AUTH": "ada:s3cret"}
-    with running_app(env, tmp_path / "app.log") as url:
+    studio = Studio(Settings(models_dir=models_dir, data_dir=tmp_path / "data", offline=True,
+                             training_auth=(("ada", "s3cret"),)))
+    with serving(build_app(studio, JobManager(studio))) as url:
         open_page(driver, url)
         panel = open_tab(driver, "Training", "needs a login")
         assert "1. Dataset" not in panel.text
