@@ -27,7 +27,7 @@ from diffusion_app.service.visitors import Visitor
 from diffusion_app.ui import build_app
 from diffusion_app.ui.visitor import current_visitor
 from conftest import TINY_MODEL
-from running_app import free_port
+from running_app import serving
 from test_training_api import job_options
 
 USERS = (("ada", "ada-pass"), ("bob", "bob-pass"), ("root", "root-pass"))
@@ -44,11 +44,8 @@ def public(models_dir, tiny_clip, tmp_path_factory):
                         allow_hub_datasets=False, clip_configs=(tiny_clip[0],))
     studio = Studio(settings)
     jobs = JobManager(studio)
-    app = build_app(studio, jobs)
-    port = free_port()
-    app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", jobs
-    app.close()
+    with serving(build_app(studio, jobs)) as url:
+        yield url, jobs
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zipfile
 from dataclasses import replace
@@ -16,7 +17,7 @@ from PIL import Image
 from diffusion_app.service.jobs.manager import JobManager
 from diffusion_app.ui import build_app
 from diffusion_app.ui.visitor import OPEN
-from running_app import free_port
+from running_app import serving
 
 JOB_TIMEOUT = 300
 
@@ -97,20 +98,14 @@ def test_train_while_generating_then_generate_from_the_new_model(client, images)
 @pytest.fixture
 def local_app(studio):
     """The app in this process, on its own port, built from the given studio."""
-    apps = []
+    with contextlib.ExitStack() as served:
+        def launch(settings_changes: dict) -> tuple[Client, JobManager | None]:
+            studio.settings = replace(studio.settings, **settings_changes)
+            jobs = JobManager(studio) if studio.settings.training_enabled else None
+            url = served.enter_context(serving(build_app(studio, jobs)))
+            return Client(url, verbose=False), jobs
 
-    def launch(settings_changes: dict) -> tuple[Client, JobManager | None]:
-        studio.settings = replace(studio.settings, **settings_changes)
-        jobs = JobManager(studio) if studio.settings.training_enabled else None
-        app = build_app(studio, jobs)
-        port = free_port()
-        app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
-        apps.append(app)
-        return Client(f"http://127.0.0.1:{port}/", verbose=False), jobs
-
-    yield launch
-    for app in apps:
-        app.close()
+        yield launch
 
 
 def test_training_tab_login(local_app, images):
