@@ -46,16 +46,25 @@ def in_language(text: str, language: str | None) -> str:
     return translate(text, language) or text if language else text
 
 
-@pytest.mark.parametrize(("browser_languages", "language"), [
-    ("zh-CN,zh", "zh-CN"),
-    ("zh-Hans", "zh-CN"),  # Gradio itself knows only zh-CN and zh-TW; the page switches such browsers to zh-CN
-    ("en-US,en", None),
-])
+def wait_for_tab_titles(driver, language: str | None) -> None:
+    WebDriverWait(driver, 10).until(
+        lambda d: tab_titles(d)[:len(TABS)] == [in_language(title, language) for title in TABS])
+
+
+def test_a_browser_asking_for_simplified_chinese_by_script_gets_the_chinese_page(server_url):
+    """Gradio itself knows only zh-CN and zh-TW; the page switches a zh-Hans browser to zh-CN."""
+    with chromium("zh-Hans") as driver:
+        open_page(driver, server_url)
+        wait_for_tab_titles(driver, "zh-CN")
+        label = in_language("Number of images", "zh-CN")
+        WebDriverWait(driver, 10).until(lambda d: label in visible_panel(d).text)
+
+
+@pytest.mark.parametrize(("browser_languages", "language"), [("zh-CN,zh", "zh-CN"), ("en-US,en", None)])
 def test_every_tab_speaks_the_browsers_language(server_url, browser_languages, language):
     with chromium(browser_languages) as driver:
         open_page(driver, server_url)
-        WebDriverWait(driver, 10).until(
-            lambda d: tab_titles(d)[:len(TABS)] == [in_language(title, language) for title in TABS])
+        wait_for_tab_titles(driver, language)
         for title, label in TABS.items():
             open_tab(driver, in_language(title, language), in_language(label, language))
             if language:  # the examples' column headers come with the page's load event
