@@ -28,8 +28,9 @@ openmoji:      the Fréchet distance, in emoji-clip's image-feature space, betwe
 inpaint-repaint: the centre quarter of 24 real emoji redrawn by openmoji with RePaint and with the
                replace-the-known-part baseline (same seeds): RePaint's seam (the pixel difference across the mask's
                border, less the real emoji's) at most 0.8 of the baseline's (quality_inpaint.py).
-inpaint-colour: colour prompts inpainted by emoji-t2i into the centre quarter of an emoji: the named colour is the
-               dominant hue inside the mask in more than half of the samples.
+inpaint-colour: colour prompts inpainted by emoji-t2i into the centre quarter of an emoji, "only masked" with a
+               4 px padding: the named colour is the dominant hue inside the mask in more than half of the
+               samples (the whole-picture figure is printed beside it).
 """
 
 from __future__ import annotations

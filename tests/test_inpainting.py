@@ -93,6 +93,21 @@ def test_stable_diffusion_inpainting_keeps_the_input_outside_the_mask(studio):
     assert "Denoising strength: 1" in parameters and "Mask blur: 0" in parameters and "Mask: 25%" in parameters
 
 
+def test_only_masked_redraws_the_masks_box_at_full_size_and_keeps_the_rest(studio):
+    picture, mask = checked_canvas(noise_picture(64, 64), box_mask((64, 64), (24, 24, 39, 39)))
+    request = TextToImageRequest(TINY_SD_MODEL, "a red apple", steps=3, width=64, height=64, seed=2)
+    whole = finished(InpaintRun(studio, request, picture, mask, mask_blur=0))
+    only_masked = finished(InpaintRun(studio, request, picture, mask, mask_blur=0, mask_padding=4))
+    redrawn = np.asarray(mask) == 255
+    image = pixels(only_masked.images)[0]
+    assert np.array_equal(image[~redrawn], np.asarray(picture, dtype=np.float64)[~redrawn])
+    assert np.abs(image[redrawn] - pixels(whole.images)[0][redrawn]).mean() > 10  # drawn at another scale
+    assert "Only masked padding: 4" in only_masked.images[0].info["parameters"]
+    assert "Only masked" not in whole.images[0].info["parameters"]
+    with pytest.raises(ValueError, match="Only masked padding must be a whole number from 0 to 256"):
+        InpaintRun(studio, request, picture, mask, mask_padding=300)
+
+
 def test_outpainting_widens_the_canvas_and_redraws_only_the_border(studio):
     picture, mask = checked_canvas(noise_picture(48, 64), None, Outpaint(right=16))
     assert picture.size == (64, 64)
@@ -141,12 +156,16 @@ def test_through_the_api_with_an_uploaded_mask(server_url, tmp_path):
     box_mask((16, 16), (0, 0, 7, 15)).save(tmp_path / "mask.png")
     editor = {"background": handle_file(str(tmp_path / "in.png")), "layers": [], "composite": None}
     client = Client(server_url, verbose=False)
+    text_options = ("", "", 7.5, 1.0, 4, "Whole picture", 32)  # prompt, negative, CFG, strength, blur, area, padding
     canvas, gallery, report = client.predict(
-        TINY_MODEL, editor, handle_file(str(tmp_path / "mask.png")), REPLACE, 2, 2, "", "", 7.5, 1.0, 4, 0, 0, 0, 0,
+        TINY_MODEL, editor, handle_file(str(tmp_path / "mask.png")), REPLACE, 2, 2, *text_options, 0, 0, 0, 0,
         "DDIM", 4, 2, 5, False, api_name="/generate_inpaint")
     assert len(canvas) == 2 and len(gallery) == 2 and f"Seed 5 · {REPLACE}: 4 model steps" in report
     with pytest.raises(Exception, match="The mask is empty"):  # nothing painted, no mask: a message, and it serves on
-        client.predict(TINY_MODEL, editor, None, REPLACE, 2, 2, "", "", 7.5, 1.0, 4, 0, 0, 0, 0, "DDIM", 4, 1, 5, False,
+        client.predict(TINY_MODEL, editor, None, REPLACE, 2, 2, *text_options, 0, 0, 0, 0, "DDIM", 4, 1, 5, False,
                        api_name="/generate_inpaint")
-    assert client.predict(TINY_MODEL, editor, handle_file(str(tmp_path / "mask.png")), REPAINT, 2, 2, "", "", 7.5, 1.0,
-                          4, 0, 0, 0, 0, "DDPM", 4, 1, 5, False, api_name="/generate_inpaint")[1]
+    assert client.predict(TINY_MODEL, editor, handle_file(str(tmp_path / "mask.png")), REPAINT, 2, 2, *text_options,
+                          0, 0, 0, 0, "DDPM", 4, 1, 5, False, api_name="/generate_inpaint")[1]
+    with pytest.raises(Exception, match="'Everywhere'.*not in the list of choices"):
+        client.predict(TINY_SD_MODEL, editor, handle_file(str(tmp_path / "mask.png")), REPAINT, 2, 2, "", "", 7.5, 1.0,
+                       4, "Everywhere", 32, 0, 0, 0, 0, "Euler", 2, 1, 5, False, api_name="/generate_inpaint")

@@ -92,6 +92,8 @@ def app_images(studio: Studio, bundled: Studio,
     inpainted["sd"] = InpaintRun(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", negative_prompt="blurry",
                                                             steps=3, width=80, height=64, seed=5,
                                                             scheduler="Euler a"), canvas, mask, 0.9, mask_blur=3)
+    inpainted["only masked"] = InpaintRun(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", steps=2, width=80,
+                                                                     height=64, seed=6), canvas, mask, mask_padding=8)
     for run in inpainted.values():
         for _ in run:
             pass
@@ -114,6 +116,7 @@ def app_images(studio: Studio, bundled: Studio,
         "inpaint, RePaint, outpainted": (inpainted[REPAINT].images()[0], studio, "Inpaint"),
         "inpaint, the baseline on DDIM": (inpainted[REPLACE].images()[0], studio, "Inpaint"),
         "inpaint, Stable Diffusion, blurred mask": (inpainted["sd"].images[0], studio, "Inpaint"),
+        "inpaint, Stable Diffusion, only masked": (inpainted["only masked"].images[0], studio, "Inpaint"),
     }, picture, (canvas, mask)
 
 

@@ -28,7 +28,8 @@ GENERATION_CALLS = {  # a valid call of every generation endpoint, on the tiny m
     "generate_step_by_step": (TINY_SD_MODEL, "a red apple", "", "Euler a", 2, 7.5, "1", 5, False),
     "generate_inpaint": (TINY_MODEL, {"background": Image.new("RGB", (16, 16)), "layers": [], "composite": None},
                          Image.linear_gradient("L").resize((16, 16)), "RePaint",  # the bottom half white
-                         2, 2, "", "", 7.5, 1.0, 4, 0, 0, 0, 0, "DDPM", 2, 1, 5, False),
+                         2, 2, "", "", 7.5, 1.0, 4, "Whole picture", 32, 0, 0, 0, 0, "DDPM", 2, 1, 5,
+                         False),
 }
 
 
@@ -80,8 +81,8 @@ def test_the_duration_grows_with_the_work_and_respects_the_cap(app):
     large = text(TINY_SD_MODEL, "x", "", "Euler", 20, 7.5, 1024, 1024, 4, 5, 0, True)
     assert START_UP_SECONDS < small < large <= 120  # DS_GPU_SECONDS_CAP
     inpaint = fns["generate_inpaint"].gpu_seconds  # RePaint runs the UNet about `resampling` times a step
-    assert inpaint(TINY_MODEL, None, None, "RePaint", 5, 10, *[""] * 10, 1000, 8) > \
-        inpaint(TINY_MODEL, None, None, "RePaint", 5, 1, *[""] * 10, 1000, 8)
+    assert inpaint(TINY_MODEL, None, None, "RePaint", 5, 10, *[""] * 12, 1000, 8) > \
+        inpaint(TINY_MODEL, None, None, "RePaint", 5, 1, *[""] * 12, 1000, 8)
     assert fns["generate_digits"].gpu_seconds("tiny-digits", [1, 2], 2, 1000, "DDPM", 0, True, 3.0) >= \
         fns["generate_digits"].gpu_seconds("tiny-digits", [1, 2], 2, 1000, "DDPM", 0, True, 1.0)
 

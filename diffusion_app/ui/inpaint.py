@@ -12,7 +12,7 @@ from ..core.denoising import to_pil
 from ..core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
 from ..hardware import first_click
 from ..service.generation.inpaint_canvas import MAX_EXTENSION, MAX_MASK_BLUR, Outpaint, checked_canvas
-from ..service.generation.inpainting import INPAINT_METHODS, REPAINT, inpainting_run
+from ..service.generation.inpainting import INPAINT_METHODS, MAX_MASK_PADDING, REPAINT, inpainting_run
 from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
@@ -36,6 +36,8 @@ once more, *resampling* times: the parts get more steps to agree. Stable Diffusi
 inpainting pipeline in latent space; the input is laid back over the result outside the blurred mask.
 **Outpainting** widens the canvas and inpaints the new border.
 """
+WHOLE_PICTURE, ONLY_MASKED = "Whole picture", "Only masked"
+INPAINT_AREAS = (WHOLE_PICTURE, ONLY_MASKED)
 SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDULERS]))
 
 
@@ -50,6 +52,12 @@ def picture_and_mask(editor: dict | None, uploaded_mask: Image.Image | None) -> 
         alpha = layer.convert("RGBA").getchannel("A")
         painted = alpha if painted is None else ImageChops.lighter(painted, alpha)
     return picture, painted
+
+
+def mask_padding(area_name: str, padding_pixels) -> int | None:
+    """The run's mask_padding: None for the whole picture, else the padding in pixels (Gradio has checked the
+    area is one of the two)."""
+    return whole_number(padding_pixels, "Only masked padding") if area_name == ONLY_MASKED else None
 
 
 def latent_size(studio, model_name: str, canvas: Image.Image) -> tuple[int, int]:
@@ -90,6 +98,12 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                      info="1 redraws the masked part from noise; less keeps some of it.")
                 mask_blur = gr.Slider(0, MAX_MASK_BLUR, value=4, step=1, label="Mask blur (text-to-image models)",
                                       info="Pixels over which the redrawn part fades into the kept one.")
+            with gr.Row():
+                area = gr.Radio(INPAINT_AREAS, value=WHOLE_PICTURE, label="Inpaint area (text-to-image models)",
+                                info="Only masked redraws the mask's box, with the padding around it, at the "
+                                     "model's full size: more detail, and the prompt counts for more.")
+                padding = gr.Slider(0, MAX_MASK_PADDING, value=8, step=1, precision=0, label="Only masked padding",
+                                    info="Pixels of the picture around the mask that the model sees.")
             with gr.Accordion("Outpainting: widen the canvas", open=False):
                 with gr.Row():
                     left, right, up, down = (gr.Number(0, minimum=0, maximum=MAX_EXTENSION, precision=0,
@@ -111,8 +125,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     how_it_works(HOW_IT_WORKS)
 
     def gpu_estimate(model_name, editor_value, mask_value, method_name, jump, resample, prompt_text, negative_text,
-                     cfg, strength_value, blur, left_pixels, right_pixels, up_pixels, down_pixels, sampler_name,
-                     step_count, count, *_, **__):
+                     cfg, strength_value, blur, area_name, padding_pixels, left_pixels, right_pixels, up_pixels,
+                     down_pixels, sampler_name, step_count, count, *_, **__):
         """RePaint runs the UNet about `resampling` times per step."""
         kind = studio.catalog.get(model_name).kind
         passes = resample if method_name == REPAINT and kind != TEXT_TO_IMAGE else 1
@@ -122,8 +136,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     @runs_on_gpu(studio, gpu_estimate)
     @reports_errors
     def generate_inpaint(model_name, editor_value, mask_value, method_name, jump, resample, prompt_text, negative_text,
-                         cfg, strength_value, blur, left_pixels, right_pixels, up_pixels, down_pixels, sampler_name,
-                         step_count, count, seed_value, use_random_seed, progress=gr.Progress()):
+                         cfg, strength_value, blur, area_name, padding_pixels, left_pixels, right_pixels, up_pixels,
+                         down_pixels, sampler_name, step_count, count, seed_value, use_random_seed,
+                         progress=gr.Progress()):
         """Redraw the white part of a mask and keep the rest; widen the canvas first to outpaint.
 
         Args:
@@ -138,6 +153,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             cfg: classifier-free guidance scale, 1-30 (text-to-image models).
             strength_value: 0.05-1; 1 redraws the masked part from noise (text-to-image models).
             blur: mask blur in pixels, 0-64 (text-to-image models).
+            area_name: "Whole picture", or "Only masked": the mask's box and its padding redrawn at the model's
+                size and pasted back (text-to-image models).
+            padding_pixels: "Only masked" padding in pixels, 0-256.
             left_pixels: pixels to add on the left (outpainting), 0-512; likewise the next three.
             right_pixels: pixels to add on the right.
             up_pixels: pixels to add at the top.
@@ -161,7 +179,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                          whole_number(count, "Number of images"),
                                          chosen_seed(seed_value, use_random_seed), sampler_name)
             run = studio.start(inpainting_run, request, canvas, mask, strength=number(strength_value, "Strength"),
-                               mask_blur=number(blur, "Mask blur"), preview_every=5)
+                               mask_blur=number(blur, "Mask blur"),
+                               mask_padding=mask_padding(area_name, padding_pixels), preview_every=5)
             for step in run:
                 progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
                 yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
@@ -178,7 +197,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                           f"{run.seconds:.1f} s")
 
     inputs = [model, editor, uploaded_mask, method, jump_length, resampling, prompt, negative_prompt, guidance,
-              strength, mask_blur, left, right, up, down, sampler, steps, num_images, seed, random_seed]
+              strength, mask_blur, area, padding, left, right, up, down, sampler, steps, num_images, seed, random_seed]
     run_event = run_and_stop(studio, generate, stop, generate_inpaint, [*inputs, visitor_id],
                              [canvas_view, gallery, report], report, api_name="generate_inpaint")
     code_panel(studio, run_event, gallery, "Inpaint", start=canvas_view, start_files=canvas_and_mask)
@@ -189,7 +208,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
          "Resampling": SweepInput(5, AxisKind("int")),
          "Prompt": SweepInput(6, AxisKind("text"), search_replace=True),
          "Strength": SweepInput(9, AxisKind("float")),
-         "Steps": SweepInput(16, AxisKind("int")),
-         "Seed": SweepInput(18, AxisKind("int"))},
-        count=17, seed=18, random_seed=19, images_at=1), visitor_id)
+         "Only masked padding": SweepInput(12, AxisKind("int")),
+         "Steps": SweepInput(18, AxisKind("int")),
+         "Seed": SweepInput(20, AxisKind("int"))},
+        count=19, seed=20, random_seed=21, images_at=1), visitor_id)
     return inputs

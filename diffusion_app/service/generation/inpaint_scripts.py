@@ -117,6 +117,7 @@ MODEL = {model_source!r}  # {model_note}
 DTYPE = torch.{dtype}
 {files}STRENGTH = {strength!r}  # 1: the masked part from noise
 MASK_BLUR = {mask_blur!r}  # pixels over which the redrawn part fades into the kept one
+PADDING = {padding!r}  # None: redraw in the whole picture; pixels: only the mask's box and this margin, scaled up
 
 pipeline = AutoPipelineForInpainting.from_pretrained(MODEL, dtype=DTYPE)
 pipeline.scheduler = {scheduler_class}.from_config(pipeline.scheduler.config)  # sampler "{sampler}"
@@ -130,6 +131,7 @@ image = pipeline(
     image=start,
     mask_image=mask,
     strength=STRENGTH,
+    padding_mask_crop=PADDING,
     num_inference_steps={steps},
     guidance_scale={guidance_scale},
     width={width},
@@ -153,6 +155,7 @@ def inpaint_script(fields: dict, model_source: str, model_note: str, dtype_name:
         return LATENT_INPAINT_SCRIPT.format(
             **common, scheduler_class=TEXT_TO_IMAGE_SCHEDULERS[sampler].__name__, sampler=sampler,
             strength=float(fields["Denoising strength"]), mask_blur=float(fields["Mask blur"]),
+            padding=int(fields["Only masked padding"]) if "Only masked padding" in fields else None,
             prompt=fields.get("Prompt", ""), negative_prompt=fields.get("Negative prompt", ""),
             steps=int(fields["Steps"]), guidance_scale=float(fields["CFG scale"]), width=width, height=height,
             seed=int(fields["Seed"]))

@@ -11,7 +11,9 @@ Stable Diffusion models go through diffusers' inpainting pipeline, built with `A
 from the cached text-to-image pipeline (an ordinary 4-channel UNet: the pipeline blends in the noised input's
 latents outside the mask each step; a 9-channel inpainting UNet: it reads the masked image itself). The VAE's
 round trip changes every pixel a little, so the input is laid back over the result outside the (blurred) mask, as
-other inpainting tools do.
+other inpainting tools do. "Only masked" (AUTOMATIC1111's name; diffusers' `padding_mask_crop`) redraws just the
+mask's box, with a margin of context, scaled up to the model's size and pasted back: a small mask gets all the
+model's pixels, and the prompt counts for more against what surrounds it.
 
 A mask with nothing left to keep is sampling from scratch: inpainting_run hands it to the plain runs, so an
 all-white mask gives the images Unconditional and Text to image give for the seed.
@@ -37,6 +39,7 @@ from .text2img import TextToImageRequest, TextToImageRun
 REPAINT = "RePaint"
 REPLACE = "Replace the known part"
 INPAINT_METHODS = (REPAINT, REPLACE)
+MAX_MASK_PADDING = 256
 REPAINT_ETA = 1.0  # RePaint as published: DDPM's stochastic steps
 KNOWN_PART_SEED_OFFSET = 2**33  # the noise the known part gets in the baseline: a stream apart from the image's
 
@@ -141,7 +144,10 @@ class InpaintRun(TextToImageRun):
     """Stable Diffusion inpainting: the text-to-image run with diffusers' inpainting pipeline."""
 
     def __init__(self, studio: Studio, request: TextToImageRequest, image: Image.Image, mask: Image.Image,
-                 strength: float = 1.0, mask_blur: float = 4, preview_every: int = 0):
+                 strength: float = 1.0, mask_blur: float = 4, mask_padding: int | None = None,
+                 preview_every: int = 0):
+        """mask_padding: None redraws in the whole picture; pixels of margin around the mask's box for "only
+        masked"."""
         self.strength = check_strength(strength)
         if self.strength == 0:
             raise ValueError("Strength 0 redraws nothing: choose a strength above 0 (1 redraws the masked part "
@@ -150,6 +156,9 @@ class InpaintRun(TextToImageRun):
         self.image = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
         self.mask = mask.resize(size, Image.Resampling.NEAREST)
         self.mask_blur = mask_blur
+        if mask_padding is not None:
+            require_int("Only masked padding", mask_padding, 0, MAX_MASK_PADDING)
+        self.mask_padding = mask_padding
         self.soft_mask = blurred(self.mask, mask_blur)
         super().__init__(studio, request, preview_every)
 
@@ -158,7 +167,7 @@ class InpaintRun(TextToImageRun):
 
     def call_arguments(self) -> dict:
         return {**super().call_arguments(), "image": self.image, "mask_image": self.soft_mask,
-                "strength": self.strength}
+                "strength": self.strength, "padding_mask_crop": self.mask_padding}
 
     def _finish(self, output) -> None:
         output.images = [overlay(image, self.image, self.soft_mask) for image in output.images]
@@ -166,7 +175,8 @@ class InpaintRun(TextToImageRun):
 
     def parameter_fields(self, seed: int) -> dict:
         return {"Denoising strength": f"{self.strength:g}", **super().parameter_fields(seed),
-                "Mask blur": f"{self.mask_blur:g}", **mask_fields(self.mask)}
+                "Mask blur": f"{self.mask_blur:g}", **mask_fields(self.mask),
+                **({} if self.mask_padding is None else {"Only masked padding": str(self.mask_padding)})}
 
 
 def inpainting_run(studio: Studio, request, image: Image.Image, mask: Image.Image, **options):
