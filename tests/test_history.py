@@ -3,9 +3,10 @@ again pixel for pixel, surviving a restart. (On a public server each browser see
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from PIL import Image
 
 from diffusion_app.core.metadata import with_parameters
@@ -66,3 +67,37 @@ def test_send_to_tab_makes_the_image_again_after_a_restart(models_dir, tmp_path)
         remade = Image.open(again[2]["image"])
         assert np.array_equal(np.asarray(remade), np.asarray(newest))
         assert remade.info["parameters"] == newest.info["parameters"]
+
+
+def test_an_inpainting_sent_back_restores_the_picture_and_mask_and_makes_it_again(models_dir, tmp_path):
+    """The Inpaint tab's inputs include images (the editor's picture and layers, an uploaded mask): the history
+    keeps them as files, and sending the image back fills the editor and the mask again."""
+    from test_inpainting import box_mask, noise_picture
+
+    noise_picture(16, 16).save(tmp_path / "in.png")
+    box_mask((16, 16), (0, 0, 7, 15)).save(tmp_path / "mask.png")
+    app = bundled_app(models_dir, tmp_path / "data")
+    with serving(app) as url:
+        client = Client(url, verbose=False)
+        editor = {"background": handle_file(str(tmp_path / "in.png")), "layers": [], "composite": None}
+        options = ("Replace the known part", 2, 2, "", "", 7.5, 1.0, 4, "Whole picture", 8, 0, 0, 0, 0, "DDIM", 3, 1,
+                   0, True)
+        _, gallery, _ = client.predict(TINY_MODEL, editor, handle_file(str(tmp_path / "mask.png")), *options,
+                                       api_name="/generate_inpaint")
+        made = Image.open(gallery[0]["image"])
+        image_id = History(tmp_path / "data" / "history", 10**9).search()[0].id
+        send = next(fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "send_to_tab")
+        _, *updates = next(send.fn(image_id))
+        restored = {id(component): value for component, value in zip(send.outputs[1:], updates)}
+        editor_value = next(restored[id(c)] for c in send.outputs[1:] if isinstance(c, gr.ImageEditor))
+        mask_value = next(restored[id(c)] for c in send.outputs[1:] if getattr(c, "label", "") ==
+                          "Or upload a mask (white redraws)")
+        assert np.array_equal(np.asarray(Image.open(editor_value["background"]).convert("RGB")),
+                              np.asarray(Image.open(tmp_path / "in.png")))
+        assert np.array_equal(np.asarray(Image.open(mask_value)), np.asarray(Image.open(tmp_path / "mask.png")))
+
+        editor_again = {"background": handle_file(editor_value["background"]), "layers": [], "composite": None}
+        seed = int(made.info["parameters"].split("Seed: ")[1].split(",")[0])
+        _, again, _ = client.predict(TINY_MODEL, editor_again, handle_file(mask_value), *options[:-2], seed, False,
+                                     api_name="/generate_inpaint")
+        assert np.array_equal(np.asarray(Image.open(again[0]["image"])), np.asarray(made))
