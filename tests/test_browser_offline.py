@@ -1,6 +1,6 @@
 """A fresh checkout with no network, tried as a new user would: `python app.py` on the bundled models in models/
-only (an empty Hugging Face cache, offline), and one click at the defaults on each of the eight tabs that draw
-(the six generation tabs, Image to image, Forward process) draws images without an error. Started twice: as on a
+only (an empty Hugging Face cache, offline), and one click at the defaults on each of the nine tabs that draw
+(the six generation tabs, Image to image, Inpaint, Forward process) draws images without an error. Started twice: as on a
 local machine, and as a Hugging Face Space starts it (the variables a Gradio Space sets, OAuth on, ZeroGPU forced
 on the CPU), where the Training tab's "Sign in with Hugging Face" must lead to the Hub's OAuth page."""
 
@@ -33,6 +33,7 @@ TABS = {
     "CLIP guidance": ("CLIP weights", "Generate", "cutouts ·", "Samples (previews show the predicted clean images)"),
     "Text to image": ("Negative prompt", "Generate", "DPM++ 2M steps,", "Images"),
     "Image to image": ("Strength", "Generate", "strength 0.6:", "Results"),
+    "Inpaint": ("Jump length", "Generate", "model steps in", "Results"),
     "Forward process": ("Noise schedule", "Noise it", None, "x_t"),
 }
 

@@ -91,7 +91,7 @@ def test_an_inpainting_sent_back_restores_the_picture_and_mask_and_makes_it_agai
         restored = {id(component): value for component, value in zip(send.outputs[1:], updates)}
         editor_value = next(restored[id(c)] for c in send.outputs[1:] if isinstance(c, gr.ImageEditor))
         mask_value = next(restored[id(c)] for c in send.outputs[1:] if getattr(c, "label", "") ==
-                          "Or upload a mask (white redraws)")
+                          "Or upload a mask (white redraws; painting wins)")
         assert np.array_equal(np.asarray(Image.open(editor_value["background"]).convert("RGB")),
                               np.asarray(Image.open(tmp_path / "in.png")))
         assert np.array_equal(np.asarray(Image.open(mask_value)), np.asarray(Image.open(tmp_path / "mask.png")))

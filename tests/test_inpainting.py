@@ -169,3 +169,15 @@ def test_through_the_api_with_an_uploaded_mask(server_url, tmp_path):
     with pytest.raises(Exception, match="'Everywhere'.*not in the list of choices"):
         client.predict(TINY_SD_MODEL, editor, handle_file(str(tmp_path / "mask.png")), REPAINT, 2, 2, "", "", 7.5, 1.0,
                        4, "Everywhere", 32, 0, 0, 0, 0, "Euler", 2, 1, 5, False, api_name="/generate_inpaint")
+
+
+def test_painting_wins_over_the_uploaded_mask_which_serves_when_nothing_is_painted():
+    from diffusion_app.ui.inpaint import picture_and_mask
+
+    picture, uploaded = noise_picture(16, 16), box_mask((16, 16), (0, 0, 7, 15))
+    stroke = Image.new("RGBA", (16, 16))
+    ImageDraw.Draw(stroke).rectangle((0, 6, 15, 9), fill=(255, 255, 255, 255))
+    _, mask = picture_and_mask({"background": picture, "layers": [stroke]}, uploaded)
+    assert mask.getbbox() == (0, 6, 16, 10)
+    _, mask = picture_and_mask({"background": picture, "layers": [Image.new("RGBA", (16, 16))]}, uploaded)
+    assert mask is uploaded

@@ -42,15 +42,15 @@ SAMPLERS = list(dict.fromkeys([*UNCONDITIONAL_SCHEDULERS, *TEXT_TO_IMAGE_SCHEDUL
 
 
 def picture_and_mask(editor: dict | None, uploaded_mask: Image.Image | None) -> tuple[Image.Image | None, Image.Image]:
-    """The editor's picture and the mask: the strokes painted on its layers (where they are opaque), or an
-    uploaded mask (white redraws) when one is given."""
+    """The editor's picture and the mask: the strokes painted on its layers (where they are opaque), or, when
+    nothing is painted, the uploaded mask (white redraws; the tab starts with one, so the first click draws)."""
     picture = (editor or {}).get("background")
-    if uploaded_mask is not None:
-        return picture, uploaded_mask
     painted = None
     for layer in (editor or {}).get("layers") or []:
         alpha = layer.convert("RGBA").getchannel("A")
         painted = alpha if painted is None else ImageChops.lighter(painted, alpha)
+    if uploaded_mask is not None and (painted is None or not painted.getbbox()):
+        return picture, uploaded_mask
     return picture, painted
 
 
@@ -81,8 +81,10 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                     sources=["upload", "clipboard"], layers=False, transforms=(),
                                     brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=4),
                                     eraser=gr.Eraser(default_size=4), height=320)
-            uploaded_mask = gr.Image(label="Or upload a mask (white redraws)", type="pil", image_mode="L",
-                                     sources=["upload", "clipboard"], height=120)
+            uploaded_mask = gr.Image(str(EXAMPLES / "grinning_face_mask.png"),  # the first click redraws the middle
+                                     label="Or upload a mask (white redraws; painting wins)", type="pil",
+                                     image_mode="L", sources=["upload", "clipboard"], height=120,
+                                     elem_classes="pixelated")
             with gr.Row():
                 method = gr.Radio(list(INPAINT_METHODS), value=REPAINT, label="Method (pixel models)")
                 jump_length = gr.Slider(1, 50, value=5, step=1, precision=0, label="Jump length",
@@ -144,7 +146,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
         Args:
             model_name: an unconditional or text-to-image catalog model.
             editor_value: the image editor's value: the picture as background, the painted mask as a layer.
-            mask_value: an uploaded mask, white where to redraw; used instead of the painted one when given.
+            mask_value: an uploaded mask, white where to redraw; used when nothing is painted.
             method_name: RePaint or "Replace the known part" (pixel models).
             jump: RePaint's jump length, 1-50.
             resample: RePaint's resampling count, 1-10.
