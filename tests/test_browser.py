@@ -15,6 +15,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from browser import (CHROMEDRIVER, CHROMIUM, browser_available, button, choose_option, chromium, field,
                      gallery_images, open_page, open_tab, replace_text, report_text, set_number, visible_panel)
 from diffusion_app.hardware import CPU_FIRST_CLICK
+from diffusion_app.tiny_sd import CLIP_CONTEXT_LENGTH
+from conftest import TINY_SD_MODEL
 
 if not browser_available():
     pytest.skip(f"browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)",
@@ -221,3 +223,18 @@ def test_step_by_step_tab_shows_each_stage_and_the_latents_along_the_way(page):
     button(panel, "Generate").click()
     WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "Steps to decode must be from 1 to 4" in d.page_source)
     assert len(gallery_images(panel, "Latents decoded along the way")) == 2
+
+
+def test_the_token_counter_counts_what_the_models_tokenizer_counts_as_it_is_typed(page, models_dir):
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(models_dir / TINY_SD_MODEL / "tokenizer")
+    panel = open_tab(page, "Text to image", "Negative prompt")
+    prompts = ["a red apple", "🍎🍏 apples and ❤️ hearts", "一只红色的苹果", "antidisestablishmentarianism "
+               "supercalifragilisticexpialidocious", "many red apples " * 30]
+    for prompt in prompts:
+        replace_text(field(panel, "Prompt"), prompt)
+        used = len(tokenizer(prompt).input_ids)
+        WebDriverWait(page, 20).until(lambda d: f"{used}/{CLIP_CONTEXT_LENGTH} tokens" in panel.text,
+                                      f"{prompt!r}: expected {used} tokens, the page shows {panel.text[:300]!r}")
+    assert used > CLIP_CONTEXT_LENGTH and f"does not read the last {used - CLIP_CONTEXT_LENGTH}" in panel.text

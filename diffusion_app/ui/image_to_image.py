@@ -22,6 +22,7 @@ from .i18n import tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
+from .token_counter import token_counter
 
 HOW_IT_WORKS = r"""
 SDEdit (Meng et al. 2022) turns sampling into editing: instead of starting from pure noise $x_T$, it noises the
@@ -53,7 +54,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength",
                                  info=STRENGTH_INFO)
             prompt = gr.Textbox(label="Prompt (text-to-image models)", lines=2)
+            token_counter(studio, model, prompt)
             negative_prompt = gr.Textbox(label="Negative prompt (text-to-image models)")
+            token_counter(studio, model, negative_prompt)
             guidance = gr.Slider(1, 30, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                  label="CFG scale (text-to-image models)")
             with gr.Row():

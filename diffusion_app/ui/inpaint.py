@@ -25,6 +25,7 @@ from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .text2img import native_side
 from .sweep import SweepInput, SweepTab, sweep_panel
+from .token_counter import token_counter
 
 HOW_IT_WORKS = r"""
 Inpainting samples only where the mask is white and keeps the rest. With a pixel model, every step joins the
@@ -92,7 +93,9 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                 resampling = gr.Slider(1, 10, value=3, step=1, precision=0, label="Resampling",
                                        info="How many times RePaint goes back each time.")
             prompt = gr.Textbox(label="Prompt (text-to-image models)", lines=2)
+            token_counter(studio, model, prompt)
             negative_prompt = gr.Textbox(label="Negative prompt (text-to-image models)")
+            token_counter(studio, model, negative_prompt)
             with gr.Row():
                 guidance = gr.Slider(1, 30, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                      label="CFG scale (text-to-image models)")

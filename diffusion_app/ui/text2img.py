@@ -22,6 +22,7 @@ from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
+from .token_counter import token_counter
 
 HOW_IT_WORKS = r"""
 Stable Diffusion (Rombach et al. 2022) denoises in the 8x smaller latent space of a VAE. CLIP's text
@@ -84,8 +85,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             status = gr.Markdown(model_status(studio, default_model))
             prompt = gr.Textbox(value="red heart", label="Prompt", lines=3,
                                 placeholder="e.g. a watercolor painting of a lighthouse at dawn")
+            token_counter(studio, model, prompt, lambda name: chosen_entry(studio, name))
             negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="e.g. blurry, low quality",
                                          info="What to steer away from (used when CFG scale > 1).")
+            token_counter(studio, model, negative_prompt, lambda name: chosen_entry(studio, name))
             with gr.Row():
                 scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
                 steps = gr.Slider(1, MAX_STEPS, value=defaults.text2img_steps, step=1, precision=0, label="Steps",
