@@ -110,6 +110,10 @@ def test_colour_guidance_tab_shows_unguided_and_guided_with_the_loss_plot(page):
     response.raise_for_status()
     parameters = Image.open(io.BytesIO(response.content)).info.get("parameters", "")
     assert "Guidance: colour" in parameters and "Colour: #e8702a" in parameters, parameters
+    compared = WebDriverWait(page, 20).until(
+        lambda d: gallery_images(panel, "Unguided and guided (the first image of each)"))
+    halves = [httpx.get(image.get_attribute("src"), timeout=10).content for image in compared]
+    assert len(halves) == 2 and halves[1] == response.content  # unguided, then the first guided image
 
 
 def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):

@@ -92,5 +92,10 @@ def test_inpaint_redraws_the_part_painted_with_the_mouse(page):
     assert 0 < painted.mean() < 0.5 and painted[mask.height // 2].any()  # the stroke, and only the stroke
     results = gallery_images(panel, "Results")
     assert len(results) == 2
+    compared = WebDriverWait(page, 20).until(  # the canvas and the first result, in the before/after slider
+        lambda d: gallery_images(panel, "Before and after (the canvas and the first result)"))
+    halves = [Image.open(io.BytesIO(httpx.get(image.get_attribute("src"), timeout=30).content)) for image in compared]
+    first_result = Image.open(io.BytesIO(httpx.get(results[0].get_attribute("src"), timeout=30).content))
+    assert len(halves) == 2 and np.array_equal(np.asarray(halves[1]), np.asarray(first_result))
     parameters = Image.open(io.BytesIO(httpx.get(results[0].get_attribute("src"), timeout=30).content)).info
     assert "Inpainting: RePaint, Jump length: 5, Resampling: 3, Mask: " in parameters["parameters"]

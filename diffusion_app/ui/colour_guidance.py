@@ -15,6 +15,7 @@ from ..service.generation.guidance import GUIDANCE_METHODS, ColourObjective, Gui
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .before_after import before_after_slider, show_before_after
 from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
@@ -65,6 +66,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             with gr.Row():
                 guided_gallery = output_gallery("Guided", type="filepath", columns=2)
                 unguided_gallery = output_gallery("Unguided (same seed)", columns=2)
+            compared = before_after_slider("Unguided and guided (the first image of each)")
             plot = loss_plot()
             report = gr.Markdown()
             zip_download(studio, guided_gallery)
@@ -123,6 +125,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     run_event = run_and_stop(studio, generate, stop, generate_colour_guidance, [*inputs, visitor_id],
                              [guided_gallery, unguided_gallery, plot, report], report,
                              api_name="generate_colour_guidance")
+    show_before_after(run_event, unguided_gallery, guided_gallery, compared)
     code_panel(studio, run_event, guided_gallery, "Colour guidance")
     sweep_panel(studio, "colour-guidance", generate_colour_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),

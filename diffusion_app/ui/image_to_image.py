@@ -14,6 +14,7 @@ from ..service.generation.image_to_image import SDEditRun, image_to_image_run
 from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
+from .before_after import before_after_slider, show_before_after
 from .code_panel import code_panel, picture_it_started_from
 from .common import (EXAMPLE_PICTURE, EXAMPLES, chosen_seed, examples, how_it_works, number, reports_errors, run_buttons,
                      runs_on_gpu, sampling_request, seed_controls, whole_number, zip_download)
@@ -75,6 +76,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
         with gr.Column(scale=2):
             start = output_gallery("Where denoising starts (the noised input; pixel models)", columns=4)
             gallery = output_gallery("Results", type="filepath", columns=4)
+            compared = before_after_slider("Before and after (the start picture and the first result)")
             report = gr.Markdown()
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
@@ -141,6 +143,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
               lora, lora_weight, tiny, tiny_final]
     run_event = run_and_stop(studio, generate, stop, generate_image_to_image, [*inputs, visitor_id],
                              [start, gallery, report], report, api_name="generate_image_to_image")
+    show_before_after(run_event, image, gallery, compared)
     code_panel(studio, run_event, gallery, "Image to image", start=image, start_files=picture_it_started_from)
     sweep_panel(studio, "image-to-image", generate_image_to_image, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),

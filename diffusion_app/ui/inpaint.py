@@ -17,6 +17,7 @@ from ..service.generation.sampling import MAX_STEPS
 from ..service.generation.sweep import AxisKind
 from ..service.generation.text2img import DEFAULT_GUIDANCE_SCALE, TextToImageRequest
 from ..service.gpu_time import gpu_seconds
+from .before_after import before_after_slider, show_before_after
 from .code_panel import canvas_and_mask, code_panel
 from .common import (EXAMPLES, chosen_seed, how_it_works, number, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, whole_number, zip_download)
@@ -125,6 +126,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
         with gr.Column(scale=2):
             canvas_view = output_gallery("The canvas and its mask (white is redrawn)", columns=2)
             gallery = output_gallery("Results", type="filepath", columns=4)
+            compared = before_after_slider("Before and after (the canvas and the first result)")
             report = gr.Markdown()
             zip_download(studio, gallery)
     how_it_works(HOW_IT_WORKS)
@@ -205,6 +207,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
               strength, mask_blur, area, padding, left, right, up, down, sampler, steps, num_images, seed, random_seed]
     run_event = run_and_stop(studio, generate, stop, generate_inpaint, [*inputs, visitor_id],
                              [canvas_view, gallery, report], report, api_name="generate_inpaint")
+    show_before_after(run_event, canvas_view, gallery, compared)
     code_panel(studio, run_event, gallery, "Inpaint", start=canvas_view, start_files=canvas_and_mask)
     sweep_panel(studio, "inpaint", generate_inpaint, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
