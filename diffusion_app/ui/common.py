@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from ..catalog import TEXT_TO_IMAGE
 from ..service.generation.archive import zip_images
 from ..service.models.cache import release_memory
 from ..service.models.loading import ModelUnavailableError
@@ -93,6 +94,12 @@ def generation_queue(studio: Studio) -> dict:
     workers = studio.ray.concurrency if studio.ray is not None else len(studio.pool.workers)
     limit = workers if workers > 1 else studio.settings.concurrency_limit
     return {"concurrency_id": "generation", "concurrency_limit": limit}
+
+
+def chosen_entry(studio: Studio, name: str):
+    """The catalog entry of the model chosen in a text-to-image tab; on a private server, whose dropdowns take
+    custom values, also an unlisted hub id or local folder."""
+    return studio.catalog.get(name) if studio.settings.public else studio.catalog.find(name, TEXT_TO_IMAGE)
 
 
 def model_dropdown(studio: Studio, kind: str, none_choice: str | None = None, **overrides) -> gr.Dropdown:

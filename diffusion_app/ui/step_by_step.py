@@ -20,7 +20,7 @@ from .common import chosen_seed, how_it_works, model_dropdown, number, reports_e
     seed_controls, whole_number
 from .i18n import tr
 from .outputs import ThrottledProgress, run_and_stop
-from .text2img import chosen_entry, native_side
+from .text2img import native_side
 from .token_counter import token_counter
 
 THE_LOOP = '''\
@@ -129,9 +129,9 @@ def build_tab(studio: Studio) -> None:
                                    allow_custom_value=not studio.settings.public,
                                    info="A Stable Diffusion model, run without its pipeline's call.")
             prompt = gr.Textbox(value="red apple", label="Prompt", lines=2)
-            token_counter(studio, model, prompt, lambda name: chosen_entry(studio, name))
+            token_counter(studio, model, prompt)
             negative_prompt = gr.Textbox(label="Negative prompt")
-            token_counter(studio, model, negative_prompt, lambda name: chosen_entry(studio, name))
+            token_counter(studio, model, negative_prompt)
             with gr.Row():
                 scheduler = gr.Dropdown([name for name in TEXT_TO_IMAGE_SCHEDULERS if name not in ("LCM", "TCD")],
                                         value="DPM++ 2M", label="Sampler")

@@ -15,8 +15,8 @@ from ..service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, MAX_GUIDANCE,
                                            SIDE_MULTIPLE, TextToImageRequest, TextToImageRun)
 from ..service.generation.text2img_parameters import request_fields_from_png
 from .code_panel import code_panel
-from .common import (examples, chosen_seed, how_it_works, model_dropdown, number, reports_errors, run_buttons,
-                     runs_on_gpu, seed_controls, whole_number, zip_download)
+from .common import (chosen_entry, chosen_seed, examples, how_it_works, model_dropdown, number, reports_errors,
+                     run_buttons, runs_on_gpu, seed_controls, whole_number, zip_download)
 from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
 from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
@@ -36,11 +36,6 @@ into the next latent $z_{t-1}$; after the last step the VAE decodes $z_0$ into t
 latent's 4 channels to RGB with a fixed linear map instead of decoding.
 """
 DEFAULT_SIDE = 512  # Stable Diffusion 1.5's, for a model whose configs are not on this machine yet
-
-
-def chosen_entry(studio: Studio, name: str):
-    """The catalog entry of the chosen model; on a private server also an unlisted hub id or local folder."""
-    return studio.catalog.get(name) if studio.settings.public else studio.catalog.find(name, TEXT_TO_IMAGE)
 
 
 def native_side(studio: Studio, name: str | None) -> int:
@@ -85,10 +80,10 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             status = gr.Markdown(model_status(studio, default_model))
             prompt = gr.Textbox(value="red heart", label="Prompt", lines=3,
                                 placeholder="e.g. a watercolor painting of a lighthouse at dawn")
-            token_counter(studio, model, prompt, lambda name: chosen_entry(studio, name))
+            token_counter(studio, model, prompt)
             negative_prompt = gr.Textbox(label="Negative prompt", lines=2, placeholder="e.g. blurry, low quality",
                                          info="What to steer away from (used when CFG scale > 1).")
-            token_counter(studio, model, negative_prompt, lambda name: chosen_entry(studio, name))
+            token_counter(studio, model, negative_prompt)
             with gr.Row():
                 scheduler = gr.Dropdown(list(TEXT_TO_IMAGE_SCHEDULERS), value="DPM++ 2M", label="Sampler")
                 steps = gr.Slider(1, MAX_STEPS, value=defaults.text2img_steps, step=1, precision=0, label="Steps",

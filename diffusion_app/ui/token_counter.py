@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..catalog import TEXT_TO_IMAGE
 from ..service.models.prompt_tokens import prompt_tokens
 from ..service.studio import Studio
+from .common import chosen_entry
 from .i18n import tr
 
 
-def token_counter(studio: Studio, model: gr.Dropdown, prompt: gr.Textbox, find_entry=None) -> gr.Markdown:
-    """A Markdown under `prompt` that counts its tokens with the tokenizer of the chosen model (the catalog's
-    entry, or `find_entry(name)`'s where the dropdown takes unlisted models too), as it changes; empty for a
-    model without one (a pixel model)."""
-    find_entry = find_entry or studio.catalog.get
+def token_counter(studio: Studio, model: gr.Dropdown, prompt: gr.Textbox) -> gr.Markdown:
+    """A Markdown under `prompt` that counts its tokens with the chosen model's tokenizer as it changes; empty
+    for a pixel model (a tab that takes both) or a model that is not here."""
     counter = gr.Markdown(elem_classes="token-counter")
 
     def count(name, text):
+        if not name:
+            return ""
         try:
-            used, limit = prompt_tokens(find_entry(name), text or "", studio.settings.offline)
-        except (OSError, ValueError):  # a model that is not here (offline) or not a Stable Diffusion one
+            entry = chosen_entry(studio, name)
+            if entry.kind != TEXT_TO_IMAGE:  # a pixel model: no tokenizer to look for, keystroke after keystroke
+                return ""
+            used, limit = prompt_tokens(entry, text or "", studio.settings.offline)
+        except (OSError, ValueError):  # an unknown model, or a tokenizer that is not here (offline)
             return ""
         if used <= limit:
             return tr(f"{used}/{limit} tokens")
