@@ -1,8 +1,8 @@
 """A fresh checkout with no network, tried as a new user would: `python app.py` on the bundled models in models/
 only (an empty Hugging Face cache, offline), and one click at the defaults on each of the nine tabs that draw
-(the six generation tabs, Image to image, Inpaint, Forward process) draws images without an error. Started twice: as on a
-local machine, and as a Hugging Face Space starts it (the variables a Gradio Space sets, OAuth on, ZeroGPU forced
-on the CPU), where the Training tab's "Sign in with Hugging Face" must lead to the Hub's OAuth page."""
+(the six generation tabs, Image to image, Inpaint, Forward process) draws images without an error. Started
+twice: as on a local machine, and as a Hugging Face Space starts it (the variables a Gradio Space sets, OAuth on,
+ZeroGPU forced on the CPU), where the Training tab's "Sign in with Hugging Face" must lead to the Hub's OAuth page."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from diffusion_app.catalog import ModelEntry, UNCONDITIONAL
 from diffusion_app.ui import build_app, common
 
 from conftest import TINY_MODEL
-from running_app import free_port
+from running_app import serving
 
 REQUEST = (TINY_MODEL, 1, 3, 5, False)
 
@@ -23,10 +23,8 @@ def live(studio, monkeypatch):
     """The app served in this process, so a test can break the pipelines it uses; plus a release counter."""
     releases = []
     monkeypatch.setattr(common, "release_memory", lambda: releases.append(1))
-    app = build_app(studio).queue()
-    app.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield Client(app.local_url, verbose=False), releases
-    app.close()
+    with serving(build_app(studio)) as url:
+        yield Client(url, verbose=False), releases
 
 
 def generate(client, *args):

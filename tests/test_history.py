@@ -44,16 +44,16 @@ def test_the_history_keeps_searches_deletes_and_prunes(tmp_path):
     assert small.prune() >= 1 and small.total_bytes() <= small.max_bytes
 
 
-def bundled_app(models_dir, data_dir):
+def tiny_app(models_dir, data_dir):
     """The app on the tiny models; a second one on the same data dir is the app after a restart."""
     return build_app(Studio(Settings(models_dir=models_dir, data_dir=data_dir, offline=True)))
 
 
 def test_send_to_tab_makes_the_image_again_after_a_restart(models_dir, tmp_path):
-    with serving(bundled_app(models_dir, tmp_path / "data")) as url:
+    with serving(tiny_app(models_dir, tmp_path / "data")) as url:
         client = Client(url, verbose=False)
         gallery, _ = client.predict(TINY_MODEL, 3, 4, 0, True, api_name="/generate_unconditional")  # random seed
-    with serving(bundled_app(models_dir, tmp_path / "data")) as url:  # a restart: the history is still there
+    with serving(tiny_app(models_dir, tmp_path / "data")) as url:  # a restart: the history is still there
         client = Client(url, verbose=False)
         listing = client.predict("unconditional", "", "", None, api_name="/history_search")
         assert len(listing) == 3
@@ -76,7 +76,7 @@ def test_an_inpainting_sent_back_restores_the_picture_and_mask_and_makes_it_agai
 
     noise_picture(16, 16).save(tmp_path / "in.png")
     box_mask((16, 16), (0, 0, 7, 15)).save(tmp_path / "mask.png")
-    app = bundled_app(models_dir, tmp_path / "data")
+    app = tiny_app(models_dir, tmp_path / "data")
     with serving(app) as url:
         client = Client(url, verbose=False)
         editor = {"background": handle_file(str(tmp_path / "in.png")), "layers": [], "composite": None}
