@@ -81,8 +81,8 @@ def bench_inpaint_colour(studio: Studio, picture: Image.Image, seed: int, docs) 
     mask = centred_mask(side)
     box = mask.getbbox()
     hits, shown = {}, []
-    for area, padding in (("whole picture", None), (f"only masked, padding {ONLY_MASKED_PADDING} px",
-                                                    ONLY_MASKED_PADDING)):
+    only_masked = f"only masked, padding {ONLY_MASKED_PADDING} px"
+    for area, padding in (("whole picture", None), (only_masked, ONLY_MASKED_PADDING)):
         insides = {}
         for index, prompt in enumerate(COLOUR_PROMPTS):
             request = TextToImageRequest("emoji-t2i", prompt, width=side, height=side, num_images=4,
@@ -94,8 +94,7 @@ def bench_inpaint_colour(studio: Studio, picture: Image.Image, seed: int, docs) 
             if padding is not None:
                 shown += run.images
         hits[area] = colour_hits(insides)
-    gated = hits[f"only masked, padding {ONLY_MASKED_PADDING} px"]
-    ok = gated > INPAINT_COLOUR_TARGET
+    ok = hits[only_masked] > INPAINT_COLOUR_TARGET
     print(f"inpaint-colour: the named colour is the dominant hue inside the mask (the centre quarter of an emoji) "
           f"of {4 * len(COLOUR_PROMPTS)} emoji-t2i inpaintings of {len(COLOUR_PROMPTS)} colour prompts: "
           + ", ".join(f"{area} {share:.0%}" for area, share in hits.items())
