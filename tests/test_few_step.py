@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import TINY_LCM_LORA, TINY_SD_MODEL
 from diffusion_app.service.jobs.manager import FINISHED, JobManager
@@ -17,7 +18,9 @@ from test_jobs import wait_for_status
 from text_training_data import squares_folder
 from diffusion_app.catalog import LCM_SAMPLING, LORA, TEXT_TO_IMAGE
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
+from diffusion_app.training.config import TrainingConfig
 from diffusion_app.training.modes.lcm_lora import boundary_scalings, clean_and_noise
+from diffusion_app.training.train import train
 from diffusion_app.ui.few_step import fast_preset, settings_for_lora
 
 
@@ -86,3 +89,20 @@ def test_an_lcm_distillation_job_lists_an_lcm_lora_for_its_base(studio, tmp_path
     entry = studio.catalog.get("my-lcm")
     assert entry.few_step == LCM_SAMPLING and entry.base_model == studio.catalog.get(TINY_SD_MODEL).source
     assert fast_preset(studio, TINY_SD_MODEL)[0] in {TINY_LCM_LORA, "my-lcm"}
+
+
+def test_a_distillation_goes_on_from_a_saved_lcm_lora(models_dir, tmp_path):
+    """initial_lora: the adapters start from the saved ones (at a learning rate too small to move them, the LoRA
+    saved after a step is the one started from), and a LoRA that does not fit is refused."""
+    start = models_dir / TINY_LCM_LORA
+    config = TrainingConfig(mode="lcm-lora", train_data_dir=str(squares_folder(tmp_path / "data", count=4, size=64)),
+                            pretrained_model=str(models_dir / TINY_SD_MODEL), resolution=64, max_train_steps=1,
+                            train_batch_size=4, learning_rate=1e-12, lr_warmup_steps=0, use_ema=False,
+                            save_images_steps=0, num_sample_images=1, output_dir=str(tmp_path / "run"),
+                            initial_lora=str(start))
+    continued = load_file(train(config) / "pytorch_lora_weights.safetensors")
+    saved = load_file(start / "pytorch_lora_weights.safetensors")
+    assert continued.keys() == saved.keys()
+    assert max((continued[key].float() - saved[key].float()).abs().max().item() for key in saved) < 1e-3
+    with pytest.raises(ValueError, match="no UNet adapters of this shape"):
+        train(replace(config, lora_rank=8, output_dir=str(tmp_path / "other")))

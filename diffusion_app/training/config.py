@@ -73,6 +73,7 @@ class TrainingConfig:
     lora_rank: int = 4
     lora_alpha: int = 4
     train_text_encoder: bool = False  # LoRA: adapters on the text encoder's attention too
+    initial_lora: str | None = None  # a saved LoRA folder the UNet adapters start from (same rank)
     validation_prompts: list[str] = field(default_factory=list)  # sample grids; default: the first captions
     validation_guidance_scale: float = 5.0
     # Latent consistency distillation into a LoRA (mode "lcm-lora", modes/lcm_lora.py): the teacher's DDIM solver
@@ -130,6 +131,8 @@ class TrainingConfig:
              "it trains against."),
             (0 <= self.caption_dropout_prob < 1, "caption_dropout_prob must be at least 0 and below 1."),
             (self.lora_rank >= 1 and self.lora_alpha >= 1, "lora_rank and lora_alpha must be at least 1."),
+            (self.initial_lora is None or self.mode in ("lora", "lcm-lora"),
+             "initial_lora continues a LoRA: it needs mode 'lora' or 'lcm-lora'."),
             (self.mode != "lcm-lora" or not self.train_text_encoder,
              "mode 'lcm-lora' distils the UNet only: set train_text_encoder to false."),
             (1 <= self.lcm_guidance_min <= self.lcm_guidance_max,

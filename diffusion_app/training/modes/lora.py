@@ -15,7 +15,7 @@ import torch
 from accelerate import Accelerator
 from diffusers import DDPMScheduler, StableDiffusionPipeline
 from diffusers.training_utils import cast_training_params
-from diffusers.utils import convert_state_dict_to_diffusers
+from diffusers.utils import convert_state_dict_to_diffusers, convert_unet_state_dict_to_peft
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
@@ -43,6 +43,20 @@ class LoraModels(torch.nn.Module):
         return self.unet(noisy, timesteps, states)
 
 
+def start_from_saved_lora(unet, folder: Path) -> None:
+    """Load the UNet adapters of a LoRA saved in diffusers' format into the fresh ones, so that training goes on
+    from it (a distillation continued with other settings, say) instead of from Gaussian noise."""
+    saved, _ = StableDiffusionPipeline.lora_state_dict(str(folder))
+    weights = {key.removeprefix("unet."): value for key, value in saved.items() if key.startswith("unet.")}
+    try:
+        result = set_peft_model_state_dict(unet, convert_unet_state_dict_to_peft(weights))
+    except RuntimeError as error:  # a size mismatch: another rank
+        raise ValueError(f"{folder} holds no UNet adapters of this shape to start from (is lora_rank its rank?)."
+                         ) from error
+    if not weights or result.unexpected_keys:
+        raise ValueError(f"{folder} holds no UNet adapters of this shape to start from.")
+
+
 class LoraMode:
     def __init__(self, config: TrainingConfig, accelerator: Accelerator):
         self.config = config
@@ -58,6 +72,8 @@ class LoraMode:
             text_encoder = self.base.text_encoder
             text_encoder.add_adapter(LoraConfig(**adapter, target_modules=TEXT_ENCODER_TARGETS))
         self.model = LoraModels(self.base.unet, text_encoder)
+        if config.initial_lora:
+            start_from_saved_lora(self.base.unet, Path(config.initial_lora))
         cast_training_params(self.model, dtype=torch.float32)  # adapters train in float32 over a low-precision base
         self.data = LatentDiffusionData(config, self.base, accelerator.device, cache_text=not config.train_text_encoder)
         self.dataset = self.data.dataset
