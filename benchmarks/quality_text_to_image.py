@@ -1,5 +1,5 @@
 """The text-to-image sections of bench_quality.py that share its sampling: emoji-t2i's few-step LCM-LoRA and its
-tiny decoder, each against emoji-t2i as a user samples it."""
+tiny decoder, each against emoji-t2i as a user samples it, and weighted prompts on emoji-t2i."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from diffusion_app.service.generation.text2img import (DEFAULT_GUIDANCE_SCALE, T
                                                        generate)
 from diffusion_app.service.models.tiny_autoencoders import tiny_autoencoder, tiny_decode
 from diffusion_app.service.studio import Studio
+from diffusion_app.training.colour_captions import dominant_colour
 from quality_emoji import COLOUR_PROMPTS, colour_hits, r_precision
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,9 @@ FULL_SAMPLING = dict(steps=25)  # DPM++ 2M at the tab's default CFG scale
 TAESD_TIME_FRACTION = 0.5  # emoji-t2i-taesd: decode time at most this share of the VAE's
 TAESD_MEAN_DIFFERENCE = 8.0  # of 255, against the VAE's images of the same latents
 TAESD_COLOUR_POINTS = 0.05
+WEIGHTS = ("1.6", "1", "0.4")
+WEIGHTED_SHAPES = ("heart", "circle", "square", "apple")
+WEIGHTED_MARGIN = 0.2
 
 
 def text_to_image(studio: Studio, model: str, prompts: list[str], seed: int, per_prompt: int = 1,
@@ -137,3 +141,22 @@ def bench_emoji_t2i_taesd(studio: Studio, seed: int) -> bool:
     image_grid(pairs, 8).save(DOCS / "emoji_t2i_taesd_samples.png")
     print("emoji-t2i-taesd: docs/emoji_t2i_taesd_samples.png (per prompt: 4 decoded by the VAE, then by TAESD)")
     return time_ok and difference_ok and colour_ok
+
+
+def bench_weighted_prompts(studio: Studio, seed: int) -> bool:
+    """AUTOMATIC1111's weights on emoji-t2i: `(red:1.6) <shape>` against `(red:0.4) <shape>` over the same seeds,
+    8 samples per shape at the tab's settings; the share drawn red must be higher with the higher weight."""
+    shares = {}
+    for weight in WEIGHTS:
+        by_prompt = {f"(red:{weight}) {shape}": text_to_image(studio, "emoji-t2i", [f"(red:{weight}) {shape}"], seed,
+                                                              per_prompt=8, **FULL_SAMPLING)
+                     for shape in WEIGHTED_SHAPES}
+        images = [image for images in by_prompt.values() for image in images]
+        shares[weight] = sum(dominant_colour(image) == "red" for image in images) / len(images)
+        if weight != "1":
+            image_grid(by_prompt[f"(red:{weight}) heart"], 8).save(DOCS / f"weighted_red_{weight}.png")
+    ok = shares["1.6"] >= shares["0.4"] + WEIGHTED_MARGIN
+    print(f"weighted prompts: red drawn in {shares['1.6']:.0%} of (red:1.6), {shares['1']:.0%} of (red:1) and "
+          f"{shares['0.4']:.0%} of (red:0.4) samples ({', '.join(WEIGHTED_SHAPES)}; target: 1.6 at least "
+          f"{WEIGHTED_MARGIN:.0%} above 0.4) {'ok' if ok else 'MISSED'}")
+    return ok

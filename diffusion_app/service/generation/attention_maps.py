@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..studio import Studio
 from .prompt_tokens import PromptToken, prompt_tokens
+from .weighted_prompts import attention_pieces, plain_text
 from .sampling import require_int
 from .text2img import TextToImageRequest, TextToImageRun
 from ...core.denoising import eager_module
@@ -120,7 +121,8 @@ class AttentionMapRun(TextToImageRun):
                  preview_every: int = 0):
         if request.num_images != 1:
             raise ValueError("Attention maps are drawn for one image at a time.")
-        super().__init__(studio, request, preview_every)
+        # Cut at the context, as the token list below marks it: a map per token the encoder reads, in one chunk.
+        super().__init__(studio, replace(request, truncate_long_prompts=True), preview_every)
         last_step = last_step or self.request.steps
         require_int("First step", first_step, 1, self.request.steps)
         require_int("Last step", last_step, first_step, self.request.steps)
@@ -128,7 +130,7 @@ class AttentionMapRun(TextToImageRun):
         if eager_module(unet) is not unet:
             raise ValueError("Attention maps need the model uncompiled: start the app without DS_COMPILE.")
         with self._lock:  # a fast tokenizer's settings are shared state
-            self.tokens = prompt_tokens(self.pipeline.tokenizer, self.request.prompt)
+            self.tokens = prompt_tokens(self.pipeline.tokenizer, plain_text(attention_pieces(self.request.prompt)))
         scale = self.pipeline.vae_scale_factor
         self.totals = AttentionTotals((self.request.height // scale, self.request.width // scale),
                                       self.request.guidance_scale > 1, lambda: self.steps_done, first_step, last_step)

@@ -29,6 +29,7 @@ from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import apply_lora, pipeline_lock
 from ..studio import Studio
 from .prompt_tokens import PromptToken, prompt_tokens
+from .weighted_prompts import attention_pieces, needs_embeddings, plain_text, weighted_embeddings
 from .text2img import TextToImageRequest, text_to_image_fields
 
 MAX_DECODED_STEPS = 12  # each decode costs about a UNet step; a row of them is what the tab shows
@@ -115,11 +116,9 @@ class StepByStepRun:
         pipeline, request, scheduler = self.pipeline, self.request, self.scheduler
         device = pipeline._execution_device
         with self._lock:  # the tokenizer's settings are shared state
-            self.tokens = prompt_tokens(pipeline.tokenizer, request.prompt)
-            self.negative_tokens = prompt_tokens(pipeline.tokenizer, request.negative_prompt)
-            embeddings = self.encode(request.prompt, device)
-            if self.guided:  # the negative prompt first, as the pipeline batches them
-                embeddings = torch.cat([self.encode(request.negative_prompt, device), embeddings])
+            self.tokens = prompt_tokens(pipeline.tokenizer, plain_text(attention_pieces(request.prompt)))
+            self.negative_tokens = prompt_tokens(pipeline.tokenizer, plain_text(attention_pieces(request.negative_prompt)))
+            embeddings = self.encode_prompts(device)
         self.embeddings_shape = tuple(embeddings.shape)
 
         scheduler.set_timesteps(request.steps, device=device)
@@ -159,6 +158,21 @@ class StepByStepRun:
                                        negative_prompt=request.negative_prompt)  # what Text to image reads back
         self.images = [with_parameters(images[0], parameters)]
         self.seconds = time.perf_counter() - start
+
+    def encode_prompts(self, device) -> torch.Tensor:
+        """The negative prompt's embeddings (with guidance) and the prompt's, batched as the pipeline batches them;
+        weighted or longer than the context, by compel as Text to image encodes them."""
+        request, prompts = self.request, [self.request.prompt, self.request.negative_prompt]
+        if needs_embeddings(self.pipeline.tokenizer, prompts, request.truncate_long_prompts):
+            encoded = weighted_embeddings(self.pipeline, *prompts, truncate=request.truncate_long_prompts,
+                                          guided=self.guided)
+            embeddings = [encoded["negative_prompt_embeds"]] * self.guided + [encoded["prompt_embeds"]]
+            return torch.cat(embeddings).to(device)
+        prompt, negative_prompt = (plain_text(attention_pieces(text)) for text in prompts)  # "(red:1)" is "red"
+        embeddings = self.encode(prompt, device)
+        if self.guided:  # the negative prompt first, as the pipeline batches them
+            embeddings = torch.cat([self.encode(negative_prompt, device), embeddings])
+        return embeddings
 
     def encode(self, text: str, device) -> torch.Tensor:
         """Tokenize to the text encoder's context (padding to it, cutting what is past it) and encode."""

@@ -34,6 +34,7 @@ from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
 from ..models.tiny_autoencoders import check_tiny_autoencoder, tiny_autoencoder, tiny_decode
 from ..studio import Studio
+from .weighted_prompts import attention_pieces, chunk_count, needs_embeddings, plain_text, weighted_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class TextToImageRequest:
     lora_weight: float = 1.0  # 0 gives exactly the base model's images
     tiny_autoencoder: str | None = None  # a catalog TAESD for this model: previews through its decoder
     tiny_final_decode: bool = False  # and the final images too, instead of the model's VAE
+    truncate_long_prompts: bool = False  # cut prompts at the text encoder's context, instead of encoding in chunks
 
     def validated(self, max_batch_size: int) -> "TextToImageRequest":
         """Check every field; return a copy with the seed resolved."""
@@ -89,6 +91,8 @@ class TextToImageRequest:
         if not isinstance(self.tiny_final_decode, bool):
             raise ValueError(f"Final decode with the tiny autoencoder must be true or false, got "
                              f"{self.tiny_final_decode!r}.")
+        if not isinstance(self.truncate_long_prompts, bool):
+            raise ValueError(f"Truncate long prompts must be true or false, got {self.truncate_long_prompts!r}.")
         if self.tiny_final_decode and not self.tiny_autoencoder:
             raise ValueError("Choose a tiny autoencoder to decode the final images with it.")
         if self.scheduler not in TEXT_TO_IMAGE_SCHEDULERS:
@@ -134,12 +138,16 @@ class TextToImageRun:
         self.preview_every = preview_every
         self.seeds = image_seeds(self.request.seed, self.request.num_images)
         self._lock = pipeline_lock(shared)
+        prompts = {"Prompt": self.request.prompt, "Negative prompt": self.request.negative_prompt}
         with self._lock:
-            self.truncated = {
-                label: dropped
-                for label, text in (("Prompt", self.request.prompt), ("Negative prompt", self.request.negative_prompt))
-                if (dropped := truncated_part(shared.tokenizer, text))
-            }
+            if self.request.truncate_long_prompts:
+                self.truncated = {label: dropped for label, text in prompts.items()
+                                  if (dropped := truncated_part(shared.tokenizer, text))}
+                self.chunks = {}
+            else:
+                self.truncated = {}
+                self.chunks = {label: count for label, text in prompts.items()
+                               if (count := chunk_count(shared.tokenizer, text)) > 1}
         self.images: list[Image.Image] | None = None
         self.flagged: list[bool] = []  # the safety checker's verdict per image, for models that have one
         self.seconds = 0.0
@@ -176,8 +184,7 @@ class TextToImageRun:
         """What the request asks the pipeline for."""
         request = self.request
         return {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt,
+            **self.prompt_arguments(),
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance_scale,
             "width": request.width,
@@ -185,6 +192,16 @@ class TextToImageRun:
             "num_images_per_prompt": request.num_images,
             "generator": [torch.Generator("cpu").manual_seed(seed) for seed in self.seeds],
         }
+
+    def prompt_arguments(self) -> dict:
+        """The prompts as text, or as compel's embeddings when they carry weights or are longer than the context."""
+        request = self.request
+        prompts = [request.prompt, request.negative_prompt]
+        if not needs_embeddings(self.pipeline.tokenizer, prompts, request.truncate_long_prompts):
+            return {"prompt": plain_text(attention_pieces(request.prompt)),
+                    "negative_prompt": plain_text(attention_pieces(request.negative_prompt))}
+        return weighted_embeddings(self.pipeline, *prompts, truncate=request.truncate_long_prompts,
+                                   guided=request.guidance_scale > 1)
 
     def watching_the_call(self):
         """A context the pipeline call runs in, holding the pipeline lock: where a subclass installs what
@@ -248,6 +265,7 @@ def text_to_image_fields(request: TextToImageRequest, seed: int) -> dict:
         "LoRA": request.lora or None,
         "LoRA weight": f"{request.lora_weight:g}" if request.lora else None,
         "VAE": request.tiny_autoencoder if request.tiny_final_decode else None,  # as AUTOMATIC1111 names its VAE
+        "Long prompts": "truncated" if request.truncate_long_prompts else None,
     }
 
 
@@ -264,7 +282,7 @@ def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipel
 
 def truncated_part(tokenizer, text: str) -> str | None:
     """The end of a prompt that the text encoder will not see (CLIP reads 77 tokens, start and end included)."""
-    ids = tokenizer(text).input_ids
+    ids = tokenizer(plain_text(attention_pieces(text))).input_ids
     limit = tokenizer.model_max_length
     return tokenizer.decode(ids[limit - 1:-1]) if len(ids) > limit else None
 
