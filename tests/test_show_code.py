@@ -23,6 +23,7 @@ from PIL import Image
 
 from diffusion_app.demo_clip import TINY_CLIP_NAME
 from conftest import TINY_LCM_LORA, TINY_MODEL, TINY_SD_MODEL, TINY_TAESD
+from test_weighted_prompts import LONG_PROMPT
 from diffusion_app.service.generation.clip_guidance import ClipPrompt
 from diffusion_app.service.generation.guidance import ColourObjective, Guidance, GuidedRun
 from diffusion_app.service.generation.inpaint_canvas import Outpaint, checked_canvas
@@ -58,6 +59,11 @@ def app_images(studio: Studio, bundled: Studio,
     digits_plain, _ = sample(studio, SamplingRequest("tiny-digits", num_images=1, steps=4, seed=2, classes=(5,)))
     text, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", negative_prompt="blurry", steps=3,
                                                   width=64, height=64, seed=4, scheduler="Euler a"))
+    weighted, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, "a (red:1.6) apple, [blurry]",
+                                                      negative_prompt="(dark:1.3)", steps=3, width=64, height=64,
+                                                      seed=4, scheduler="Euler a"))
+    long, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, LONG_PROMPT, steps=3, width=64, height=64, seed=4,
+                                                  scheduler="Euler", guidance_scale=1))
     fast, _ = generate(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", steps=2, width=64, height=64, seed=4,
                                                   scheduler="LCM", guidance_scale=1, lora=TINY_LCM_LORA,
                                                   lora_weight=0.8, tiny_autoencoder=TINY_TAESD,
@@ -89,8 +95,8 @@ def app_images(studio: Studio, bundled: Studio,
                                                                  scheduler="DDIM", eta=0.3),
                                          canvas, mask, method, jump_length=2, resampling=2)
                  for method in (REPAINT, REPLACE)}
-    inpainted["sd"] = InpaintRun(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", negative_prompt="blurry",
-                                                            steps=3, width=80, height=64, seed=5,
+    inpainted["sd"] = InpaintRun(studio, TextToImageRequest(TINY_SD_MODEL, "a (red:1.4) apple",
+                                                            negative_prompt="blurry", steps=3, width=80, height=64, seed=5,
                                                             scheduler="Euler a"), canvas, mask, 0.9, mask_blur=3)
     inpainted["only masked"] = InpaintRun(studio, TextToImageRequest(TINY_SD_MODEL, "a red apple", steps=2, width=80,
                                                                      height=64, seed=6), canvas, mask, mask_padding=8)
@@ -105,6 +111,8 @@ def app_images(studio: Studio, bundled: Studio,
         "digits without CFG": (digits_plain[0], studio, "Digits"),
         "text to image": (text[0], studio, "Text to image"),
         "text to image with a LoRA and a tiny decoder": (fast[0], studio, "Text to image"),
+        "text to image, weighted prompts": (weighted[0], studio, "Text to image"),
+        "text to image, a long prompt in chunks, without CFG": (long[0], studio, "Text to image"),
         "colour guidance, fast, every 2nd step from 0.2": (colour_fast.images()[0], studio, "Colour guidance"),
         "colour guidance, exact, grayscale": (colour_exact.images()[0], studio, "Colour guidance"),
         "CLIP guidance, a bundled CLIP model folder": (clip_folder.images()[0], bundled, "CLIP guidance"),
@@ -115,7 +123,7 @@ def app_images(studio: Studio, bundled: Studio,
         "bundled model": (openmoji[0], bundled, "DDIM step control"),
         "inpaint, RePaint, outpainted": (inpainted[REPAINT].images()[0], studio, "Inpaint"),
         "inpaint, the baseline on DDIM": (inpainted[REPLACE].images()[0], studio, "Inpaint"),
-        "inpaint, Stable Diffusion, blurred mask": (inpainted["sd"].images[0], studio, "Inpaint"),
+        "inpaint, Stable Diffusion, blurred mask, a weighted prompt": (inpainted["sd"].images[0], studio, "Inpaint"),
         "inpaint, Stable Diffusion, only masked": (inpainted["only masked"].images[0], studio, "Inpaint"),
     }, picture, (canvas, mask)
 

@@ -67,19 +67,26 @@ def test_previews_arrive_while_denoising(client):
     assert gallery_images(outputs[-1][0])[0].size == (64, 128)
 
 
-def test_over_long_prompt_is_reported(client):
-    _, report = client.predict(*text2img(prompt="cat " * 80 + "zebra"), api_name="/generate_text2img")
+def test_over_long_prompt_is_encoded_in_chunks_or_cut_when_asked(client):
+    """The inputs after the seed: no LoRA, no tiny decoder, then "Cut long prompts at the context"."""
+    _, report = client.predict(*text2img(prompt="cat " * 80 + "zebra"), "", 1.0, "", False, False,
+                               api_name="/generate_text2img")
+    assert "**Prompt** is longer than the text encoder's 77 tokens: encoded in 2 chunks." in report
+    _, report = client.predict(*text2img(prompt="cat " * 80 + "zebra"), "", 1.0, "", False, True,
+                               api_name="/generate_text2img")
     assert "Prompt truncated" in report and "zebra" in report
 
 
 def test_read_parameters_fills_the_controls(client, tmp_path):
-    gallery, _ = client.predict(*text2img(prompt="a fox, sitting: on snow", negative="blurry", sampler="UniPC",
-                                          steps=3, cfg=5, width=80, height=64, seed=42), api_name="/generate_text2img")
+    gallery, _ = client.predict(*text2img(prompt="a (fox:1.3), sitting: on [snow]", negative="(blurry:1.2)",
+                                          sampler="UniPC", steps=3, cfg=5, width=80, height=64, seed=42),
+                                "", 1.0, "", False, True, api_name="/generate_text2img")
     values = client.predict(handle_file(gallery[0]["image"]), api_name="/read_parameters")
     (model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, message,
-     lora, _, _, tiny_final) = values
-    assert (model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, lora, tiny_final) == \
-        (TINY_SD_MODEL, "a fox, sitting: on snow", "blurry", "UniPC", 3, 5, 80, 64, 42, False, "", False)
+     lora, _, _, tiny_final, truncate) = values
+    assert (model, prompt, negative, sampler, steps, cfg, width, height, seed, random_seed, lora, tiny_final,
+            truncate) == (TINY_SD_MODEL, "a (fox:1.3), sitting: on [snow]", "(blurry:1.2)", "UniPC", 3, 5, 80, 64, 42,
+                          False, "", False, True)
     assert message.startswith("Settings read from the image")
 
 

@@ -10,10 +10,10 @@ from sd_parsers import ParserManager
 
 from conftest import TINY_SD_MODEL
 from diffusion_app.core.metadata import save_png
+from diffusion_app.core.prompt_weights import Piece, attention_pieces
 from diffusion_app.service.generation.step_by_step import StepByStepRun
 from diffusion_app.service.generation.text2img import TextToImageRequest, generate
 from diffusion_app.service.generation.text2img_parameters import request_fields, request_fields_from_png
-from diffusion_app.service.generation.weighted_prompts import Piece, attention_pieces
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 

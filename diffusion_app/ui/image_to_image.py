@@ -21,6 +21,7 @@ from .common import (EXAMPLE_PICTURE, EXAMPLES, chosen_seed, examples, how_it_wo
 from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
 from .i18n import tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
+from .prompt_options import prompt_notes, truncate_checkbox
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 from .token_counter import token_counter
@@ -66,6 +67,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                 steps = gr.Slider(1, MAX_STEPS, value=defaults.image_to_image_steps, step=1, precision=0, label="Steps")
             lora, lora_weight = lora_controls(studio, label="LoRA (text-to-image models)")
             tiny, tiny_final = tiny_decoder_controls(studio)
+            truncate = truncate_checkbox()
             with gr.Row():
                 fast = gr.Button("Fast: LCM-LoRA, 4 steps", size="sm", scale=0)
                 few_step_note = gr.Markdown()
@@ -88,7 +90,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     @reports_errors
     def generate_image_to_image(model_name, picture, strength_value, prompt_text, negative_text, cfg, sampler_name,
                                 step_count, count, seed_value, use_random_seed, lora_name="", lora_scale=1.0,
-                                tiny_name="", tiny_final_decode=False, progress=gr.Progress()):
+                                tiny_name="", tiny_final_decode=False, truncate_prompts=False,
+                                progress=gr.Progress()):
         """Redraw an image: noise it to the strength's timestep, then denoise with a model (and, for text-to-image
         models, a prompt).
 
@@ -108,6 +111,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             lora_scale: the LoRA's weight, 0-2.
             tiny_name: a tiny autoencoder (TAESD) of this model: previews every step (text-to-image models only).
             tiny_final_decode: decode the final images with the tiny autoencoder too, instead of the VAE.
+            truncate_prompts: cut prompts at the text encoder's context instead of encoding longer ones in chunks.
         """
         progress = ThrottledProgress(progress)
         strength_value = number(strength_value, "Strength")
@@ -117,14 +121,17 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                          number(cfg, "CFG scale"), width, height, whole_number(count, "Number of images"),
                                          chosen_seed(seed_value, use_random_seed), sampler_name,
                                          lora=lora_name or None, lora_weight=number(lora_scale, "LoRA weight"),
-                                         tiny_autoencoder=tiny_name or None, tiny_final_decode=bool(tiny_final_decode))
+                                         tiny_autoencoder=tiny_name or None, tiny_final_decode=bool(tiny_final_decode),
+                                         truncate_long_prompts=bool(truncate_prompts))
             run = studio.start(image_to_image_run, request, picture, strength_value,
                                preview_every=1 if tiny_name else 5)
             for step in run:
                 progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
                 yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
             # Stable Diffusion's start is a noised latent, not an image to show.
-            yield [], run.images, tr(f"Seed {run.request.seed} · strength {strength_value:g} in {run.seconds:.1f} s")
+            lines = [f"Seed {run.request.seed} · strength {strength_value:g} in {run.seconds:.1f} s",
+                     *prompt_notes(run)]
+            yield [], run.images, "\n\n".join(map(tr, lines))
             return
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed, scheduler=sampler_name)
         run = studio.start(SDEditRun, request, picture, strength_value)
@@ -140,7 +147,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     wire_few_step(studio, fast, few_step_note, model, lora, sampler, steps, guidance, lora_weight, tiny, tiny_final)
     # The LoRA and the tiny decoder come last, so that API calls written before they existed still work.
     inputs = [model, image, strength, prompt, negative_prompt, guidance, sampler, steps, num_images, seed, random_seed,
-              lora, lora_weight, tiny, tiny_final]
+              lora, lora_weight, tiny, tiny_final, truncate]
     run_event = run_and_stop(studio, generate, stop, generate_image_to_image, [*inputs, visitor_id],
                              [start, gallery, report], report, api_name="generate_image_to_image")
     show_before_after(run_event, image, gallery, compared)
@@ -158,12 +165,12 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     rows = []
     if pixel_model and studio.catalog.get(pixel_model).available_offline():
         rows += [[pixel_model, str(EXAMPLE_PICTURE), 0.8, "", "", DEFAULT_GUIDANCE_SCALE, "DDIM", 50,
-                  min(4, max_batch), 0, False, "", 1.0, "", False],
+                  min(4, max_batch), 0, False, "", 1.0, "", False, False],
                  [pixel_model, str(EXAMPLES / "grinning_face.png"), 0.5, "", "", DEFAULT_GUIDANCE_SCALE, "DDPM", 100,
-                  min(4, max_batch), 1, False, "", 1.0, "", False]]
+                  min(4, max_batch), 1, False, "", 1.0, "", False, False]]
     if text_model and studio.catalog.get(text_model).available_offline():
         rows.append([text_model, str(EXAMPLE_PICTURE), 0.7, "blue heart", "", DEFAULT_GUIDANCE_SCALE, "DPM++ 2M", 25,
-                     min(4, max_batch), 2, False, "", 1.0, "", False])
+                     min(4, max_batch), 2, False, "", 1.0, "", False, False])
     if rows:
         examples(rows, inputs, label="Examples (bundled models, offline)")
     return inputs

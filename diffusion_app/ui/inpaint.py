@@ -23,6 +23,7 @@ from .common import (EXAMPLES, chosen_seed, how_it_works, number, reports_errors
                      sampling_request, seed_controls, whole_number, zip_download)
 from .i18n import tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
+from .prompt_options import prompt_notes, truncate_checkbox
 from .remember import kept_in_history
 from .text2img import native_side
 from .sweep import SweepInput, SweepTab, sweep_panel
@@ -97,6 +98,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             token_counter(studio, model, prompt)
             negative_prompt = gr.Textbox(label="Negative prompt (text-to-image models)")
             token_counter(studio, model, negative_prompt)
+            truncate = truncate_checkbox()
             with gr.Row():
                 guidance = gr.Slider(1, 30, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                      label="CFG scale (text-to-image models)")
@@ -145,7 +147,7 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
     def generate_inpaint(model_name, editor_value, mask_value, method_name, jump, resample, prompt_text, negative_text,
                          cfg, strength_value, blur, area_name, padding_pixels, left_pixels, right_pixels, up_pixels,
                          down_pixels, sampler_name, step_count, count, seed_value, use_random_seed,
-                         progress=gr.Progress()):
+                         truncate_prompts=False, progress=gr.Progress()):
         """Redraw the white part of a mask and keep the rest; widen the canvas first to outpaint.
 
         Args:
@@ -172,6 +174,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             count: number of images.
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
+            truncate_prompts: cut prompts at the text encoder's context instead of encoding longer ones in chunks
+                (text-to-image models).
         """
         progress = ThrottledProgress(progress)
         picture, mask = picture_and_mask(editor_value, mask_value)
@@ -184,15 +188,17 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
             request = TextToImageRequest(model_name, prompt_text, negative_text, whole_number(step_count, "Steps"),
                                          number(cfg, "CFG scale"), width, height,
                                          whole_number(count, "Number of images"),
-                                         chosen_seed(seed_value, use_random_seed), sampler_name)
+                                         chosen_seed(seed_value, use_random_seed), sampler_name,
+                                         truncate_long_prompts=bool(truncate_prompts))
             run = studio.start(inpainting_run, request, canvas, mask, strength=number(strength_value, "Strength"),
                                mask_blur=number(blur, "Mask blur"),
                                mask_padding=mask_padding(area_name, padding_pixels), preview_every=5)
             for step in run:
                 progress((step.index + 1, step.total), desc=tr("Denoising"), unit="steps")
                 yield gr.skip(), step.preview or gr.skip(), tr(f"Step {step.index + 1}/{step.total}")
-            yield [canvas, mask], run.images, tr(f"Seed {run.request.seed} · inpainted at {width}x{height} in "
-                                            f"{run.seconds:.1f} s")
+            lines = [f"Seed {run.request.seed} · inpainted at {width}x{height} in {run.seconds:.1f} s",
+                     *prompt_notes(run)]
+            yield [canvas, mask], run.images, "\n\n".join(map(tr, lines))
             return
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed, scheduler=sampler_name)
         run = studio.start(inpainting_run, request, canvas, mask, method=method_name, jump_length=jump,
@@ -204,7 +210,8 @@ def build_tab(studio, visitor_id: gr.BrowserState) -> list:
                                           f"{run.seconds:.1f} s")
 
     inputs = [model, editor, uploaded_mask, method, jump_length, resampling, prompt, negative_prompt, guidance,
-              strength, mask_blur, area, padding, left, right, up, down, sampler, steps, num_images, seed, random_seed]
+              strength, mask_blur, area, padding, left, right, up, down, sampler, steps, num_images, seed, random_seed,
+              truncate]
     run_event = run_and_stop(studio, generate, stop, generate_inpaint, [*inputs, visitor_id],
                              [canvas_view, gallery, report], report, api_name="generate_inpaint")
     show_before_after(run_event, canvas_view, gallery, compared)

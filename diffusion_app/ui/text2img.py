@@ -20,6 +20,7 @@ from .common import (chosen_entry, chosen_seed, examples, how_it_works, model_dr
 from .few_step import lora_controls, tiny_decoder_controls, wire_few_step
 from .i18n import error, tr
 from .outputs import ThrottledProgress, output_gallery, run_and_stop
+from .prompt_options import prompt_notes, truncate_checkbox
 from .remember import kept_in_history
 from .sweep import SweepInput, SweepTab, sweep_panel
 from .token_counter import token_counter
@@ -95,6 +96,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                 height = gr.Slider(MIN_SIDE, MAX_SIDE, value=side, step=SIDE_MULTIPLE, precision=0, label="Height")
             lora, lora_weight = lora_controls(studio)
             tiny, tiny_final = tiny_decoder_controls(studio)
+            truncate = truncate_checkbox()
             with gr.Row():
                 fast = gr.Button("Fast: LCM-LoRA, 4 steps", size="sm", scale=0)
                 few_step_note = gr.Markdown()
@@ -122,12 +124,12 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     @reports_errors
     def generate_text2img(model_name, prompt_text, negative_text, scheduler_name, step_count, cfg, image_width,
                           image_height, count, every, seed_value, use_random_seed, lora_name="", lora_scale=1.0,
-                          tiny_name="", tiny_final_decode=False, progress=gr.Progress()):
+                          tiny_name="", tiny_final_decode=False, truncate_prompts=False, progress=gr.Progress()):
         """Generate images from a text prompt with a Stable Diffusion pipeline.
 
         Args:
             model_name: a text-to-image catalog model, a hub repo id (owner/name) or a local diffusers folder.
-            prompt_text: what to draw (CLIP reads 77 tokens; longer prompts are truncated and reported).
+            prompt_text: what to draw; AUTOMATIC1111's weights work: (red:1.3), (red), [sky], \\( for a bracket.
             negative_text: what to steer away from (used when the CFG scale is above 1).
             scheduler_name: DPM++ 2M, Euler a, Euler, DDIM, PNDM, UniPC, or LCM and TCD (few-step LoRAs).
             step_count: denoising steps, 1-150.
@@ -142,6 +144,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             lora_scale: the LoRA's weight, 0-2 (0 gives exactly the model's own images).
             tiny_name: a tiny autoencoder (TAESD) of this model for the previews (empty: the linear latent map).
             tiny_final_decode: decode the final images with the tiny autoencoder too, instead of the VAE.
+            truncate_prompts: cut prompts at the text encoder's context (77 tokens for CLIP) instead of encoding
+                longer ones in chunks.
         """
         progress = ThrottledProgress(progress)
         request = TextToImageRequest(
@@ -159,6 +163,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             lora_weight=number(lora_scale, "LoRA weight"),
             tiny_autoencoder=tiny_name or None,
             tiny_final_decode=bool(tiny_final_decode),
+            truncate_long_prompts=bool(truncate_prompts),
         )
         progress(0, desc=tr("Loading model"))
         generation = studio.start(TextToImageRun, request, preview_every=whole_number(every, "Preview interval"))
@@ -174,7 +179,8 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     read_into = {"model": model, "prompt": prompt, "negative_prompt": negative_prompt, "scheduler": scheduler,
                  "steps": steps, "guidance_scale": guidance, "width": width, "height": height, "seed": seed}
     # After the message: older API clients unpack 11 values.
-    read_lora = {"lora": lora, "lora_weight": lora_weight, "tiny_autoencoder": tiny, "tiny_final_decode": tiny_final}
+    read_lora = {"lora": lora, "lora_weight": lora_weight, "tiny_autoencoder": tiny, "tiny_final_decode": tiny_final,
+                 "truncate_long_prompts": truncate}
 
     def read_parameters(path):
         """Read the generation settings from a PNG's parameters chunk (as written by this app or other SD UIs).
@@ -210,7 +216,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     model.input(show_native_size, model, [width, height], api_visibility="private")
     # The LoRA and the tiny decoder come last, so that API calls written before they existed still work.
     inputs = [model, prompt, negative_prompt, scheduler, steps, guidance, width, height, num_images, preview_every,
-              seed, random_seed, lora, lora_weight, tiny, tiny_final]
+              seed, random_seed, lora, lora_weight, tiny, tiny_final, truncate]
     run_event = run_and_stop(studio, generate, stop, generate_text2img, [*inputs, visitor_id], [gallery, report], report,
                  api_name="generate_text2img")
     code_panel(studio, run_event, gallery, 'Text to image')
@@ -227,14 +233,15 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
                api_name="read_parameters",
                concurrency_limit=None)
     if default_model and studio.catalog.get(default_model).available_offline():
-        examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0, "", False]
+        examples([[default_model, prompt_text, "", "DPM++ 2M", 25, 4, side, side, 4, 5, 42, False, "", 1.0, "", False,
+                   False]
                   for prompt_text in ("red heart", "green apple", "grinning face", "blue circle")],
                  inputs, label="Examples (bundled model, offline)")
     elif default_model:
         examples([[default_model, "a watercolor painting of a lighthouse at dawn", "blurry, low quality", "DPM++ 2M",
-                   25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0, "", False],
+                   25, DEFAULT_GUIDANCE_SCALE, 512, 512, 1, 5, 42, False, "", 1.0, "", False, False],
                   [default_model, "a corgi astronaut, studio photo", "", "Euler a", 30, 6, 512, 512, 1, 5, 7, False,
-                   "", 1.0, "", False]],
+                   "", 1.0, "", False, False]],
                  inputs, label="Examples (the model downloads on first use)")
     return inputs
 
@@ -242,7 +249,6 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
 
 def finished_report(generation: TextToImageRun) -> str:
     request = generation.request
-    token_limit = generation.pipeline.tokenizer.model_max_length
     lora = f", LoRA {request.lora} at {request.lora_weight:g}" if request.lora else ""
     decoder = ""
     if request.tiny_autoencoder:
@@ -252,9 +258,7 @@ def finished_report(generation: TextToImageRun) -> str:
              f"{generation.seconds:.1f} s"]
     if request.guidance_scale <= 1 and request.negative_prompt:
         lines.append("CFG scale 1 turns guidance off, so the negative prompt was not used.")
-    for label, dropped in generation.truncated.items():
-        lines.append(f"**{label} truncated**: the text encoder reads {token_limit} tokens; "
-                     f"it did not see “{dropped}”.")
+    lines += prompt_notes(generation)
     if any(generation.flagged):
         lines.append(f"**The model's safety checker blacked out {sum(generation.flagged)} image(s).**")
     return "\n\n".join(map(tr, lines))

@@ -1,5 +1,6 @@
-"""The live token counter under a prompt box: "12/77 tokens", from the chosen model's tokenizer. Gradio has no
-client-side hook into a Python tokenizer, so each change asks the server, at most one request in flight
+"""The live token counter under a prompt box: "12/77 tokens", from the chosen model's tokenizer, counting the
+words a weighted prompt's syntax leaves (`(red:1.3)` is "red"), and past the context the chunks it is encoded in.
+Gradio has no client-side hook into a Python tokenizer, so each change asks the server, at most one request in flight
 (`trigger_mode="always_last"`: keys typed meanwhile are counted together once it answers)."""
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def token_counter(studio: Studio, model: gr.Dropdown, prompt: gr.Textbox) -> gr.
             return ""
         if used <= limit:
             return tr(f"{used}/{limit} tokens")
-        cut = used - limit
-        return tr(f"**{used}/{limit} tokens**: the text encoder does not read the last {cut}")
+        chunks = -(-(used - 2) // (limit - 2))  # each chunk holds limit - 2 words between its start and end tokens
+        return tr(f"**{used}/{limit} tokens**: encoded in {chunks} chunks, or the last {used - limit} cut when "
+                  f"long prompts are cut")
 
     gr.on([prompt.change, model.change], count, [model, prompt], counter, trigger_mode="always_last",
           show_progress="hidden", api_visibility="private", queue=False)

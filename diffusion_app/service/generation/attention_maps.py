@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..studio import Studio
 from .prompt_tokens import PromptToken, prompt_tokens
-from .weighted_prompts import attention_pieces, plain_text
+from ...core.prompt_weights import attention_pieces, plain_text
 from .sampling import require_int
 from .text2img import TextToImageRequest, TextToImageRun
 from ...core.denoising import eager_module

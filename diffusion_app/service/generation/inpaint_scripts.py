@@ -14,6 +14,7 @@ from PIL import Image
 from ...core.metadata import parse_parameters
 from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
 from .inpainting import KNOWN_PART_SEED_OFFSET, REPAINT, REPAINT_ETA
+from .prompt_scripts import prompt_code
 
 FILES = '''\
 START = Path(__file__).with_name("start.png")  # the canvas, as the app resized it for the model
@@ -102,7 +103,7 @@ for index, timestep in enumerate(timesteps):
 LATENT_INPAINT_SCRIPT = '''\
 """{title}
 
-    pip install torch diffusers transformers
+    pip install torch diffusers transformers{compel}
     python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model; start.png and
                                       # mask.png beside this script
 """
@@ -110,7 +111,7 @@ import sys
 from pathlib import Path
 
 import torch
-from diffusers import AutoPipelineForInpainting, {scheduler_class}
+{compel_imports}from diffusers import AutoPipelineForInpainting, {scheduler_class}
 from PIL import Image, ImageFilter
 
 MODEL = {model_source!r}  # {model_note}
@@ -125,9 +126,8 @@ start = Image.open(START).convert("RGB")
 mask = Image.open(MASK).convert("L")
 if MASK_BLUR:
     mask = mask.filter(ImageFilter.GaussianBlur(MASK_BLUR))
-image = pipeline(
-    prompt={prompt!r},
-    negative_prompt={negative_prompt!r},
+{prompt_setup}image = pipeline(
+{prompt_arguments}
     image=start,
     mask_image=mask,
     strength=STRENGTH,
@@ -144,20 +144,23 @@ image.save(sys.argv[1] if len(sys.argv) > 1 else "image.png")
 '''
 
 
-def inpaint_script(fields: dict, model_source: str, model_note: str, dtype_name: str, tab: str) -> str:
-    """The script of an inpainted image, from its parameters."""
+def inpaint_script(fields: dict, model_source: str, model_note: str, dtype_name: str, tab: str,
+                   tokenizer=None) -> str:
+    """The script of an inpainted image, from its parameters (and a Stable Diffusion model's tokenizer)."""
     sampler = fields["Sampler"]
     title = f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}."
     common = dict(title=title, filename="make_image.py", model_source=model_source, model_note=model_note,
                   dtype=dtype_name, files=FILES)
     if "CFG scale" in fields:  # Stable Diffusion
         width, height = (int(side) for side in fields["Size"].split("x"))
+        compel_imports, prompt_setup, prompt_arguments = prompt_code(fields, tokenizer)
         return LATENT_INPAINT_SCRIPT.format(
             **common, scheduler_class=TEXT_TO_IMAGE_SCHEDULERS[sampler].__name__, sampler=sampler,
             strength=float(fields["Denoising strength"]), mask_blur=float(fields["Mask blur"]),
             padding=int(fields["Only masked padding"]) if "Only masked padding" in fields else None,
-            prompt=fields.get("Prompt", ""), negative_prompt=fields.get("Negative prompt", ""),
-            steps=int(fields["Steps"]), guidance_scale=float(fields["CFG scale"]), width=width, height=height,
+            compel_imports=compel_imports, compel=" compel" if compel_imports else "", prompt_setup=prompt_setup,
+            prompt_arguments=prompt_arguments, steps=int(fields["Steps"]), guidance_scale=float(fields["CFG scale"]),
+            width=width, height=height,
             seed=int(fields["Seed"]))
     if fields["Inpainting"] == REPAINT:
         settings = (f"JUMP_LENGTH, RESAMPLING = {int(fields['Jump length'])}, {int(fields['Resampling'])}"

@@ -20,7 +20,9 @@ from ...catalog import CLASS_CONDITIONAL, TEXT_TO_IMAGE, UNCONDITIONAL, Catalog
 from ...core.metadata import parse_parameters
 from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, UNCONDITIONAL_SCHEDULERS
 from .guided_scripts import clip_guidance, colour_guidance
+from ..models.prompt_tokens import tokenizer_of
 from .inpaint_scripts import inpaint_script
+from .prompt_scripts import prompt_code
 
 CHECKOUT = Path(__file__).resolve().parents[3]
 
@@ -86,13 +88,13 @@ GUIDED_PREDICTION = '''\
 TEXT_TO_IMAGE_SCRIPT = '''\
 """{title}
 
-    pip install torch diffusers transformers{peft}
+    pip install torch diffusers transformers{peft}{compel}
     python {filename} [image.png]     # from the Diffusion Studio checkout, for a bundled model
 """
 import sys{path}
 
 import torch
-from diffusers import {imports}{pil}
+{compel_imports}from diffusers import {imports}{pil}
 
 MODEL = {model_source!r}  # {model_note}
 DTYPE = torch.{dtype}
@@ -100,9 +102,8 @@ DTYPE = torch.{dtype}
 pipeline = {pipeline_class}.from_pretrained(MODEL, dtype=DTYPE)
 pipeline.scheduler = {scheduler_class}.from_config(pipeline.scheduler.config)  # sampler "{sampler}"
 {extras}
-image = pipeline(
-    prompt={prompt!r},
-    negative_prompt={negative_prompt!r},
+{prompt_setup}image = pipeline(
+{prompt_arguments}
     num_inference_steps={steps},
     guidance_scale={guidance_scale},
 {size_arguments}
@@ -124,6 +125,14 @@ def model_reference(catalog: Catalog, name: str) -> tuple[str, str]:
     return str(folder), f"{name}: its folder"
 
 
+def model_tokenizer(catalog: Catalog, name: str):
+    """The tokenizer of a Stable Diffusion model the image was made with here (so its files are here)."""
+    try:
+        return tokenizer_of(catalog.get(name).source, offline=True)
+    except OSError as err:
+        raise ValueError(f"The tokenizer of {name} is not here, so its prompts cannot be written out.") from err
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -137,7 +146,8 @@ def image_script(catalog: Catalog, parameters_text: str, dtype: torch.dtype, tab
         raise ValueError("This image carries no model and seed, so there is no code to show for it.")
     kind = catalog.get(fields["Model"]).kind
     if "Mask" in fields:
-        return inpaint_script(fields, *model_reference(catalog, fields["Model"]), dtype_name(dtype), tab)
+        tokenizer = model_tokenizer(catalog, fields["Model"]) if kind == TEXT_TO_IMAGE else None
+        return inpaint_script(fields, *model_reference(catalog, fields["Model"]), dtype_name(dtype), tab, tokenizer)
     if kind == TEXT_TO_IMAGE:
         return text_to_image_script(catalog, fields, dtype, tab)
     if kind in (UNCONDITIONAL, CLASS_CONDITIONAL):
@@ -224,12 +234,13 @@ def text_to_image_script(catalog: Catalog, fields: dict, dtype: torch.dtype, tab
         extras += [f"# {vae_note}",
                    f"pipeline.vae = AutoencoderTiny.from_pretrained({vae_source!r}, torch_dtype=DTYPE)"]
     model_source, model_note = model_reference(catalog, fields["Model"])
+    compel_imports, prompt_setup, prompt_arguments = prompt_code(fields, model_tokenizer(catalog, fields["Model"]))
     return TEXT_TO_IMAGE_SCRIPT.format(
         title=f"The {tab} tab's image: {fields['Model']}, {sampler}, {fields['Steps']} steps, seed {fields['Seed']}.",
         filename="make_image.py", peft=" peft" if fields.get("LoRA") else "", imports=", ".join(imports),
         model_source=model_source, model_note=model_note, dtype=dtype_name(dtype), scheduler_class=scheduler_class,
-        sampler=sampler, extras="\n".join(extras), prompt=fields.get("Prompt", ""),
-        negative_prompt=fields.get("Negative prompt", ""), steps=int(fields["Steps"]),
+        sampler=sampler, extras="\n".join(extras), prompt_setup=prompt_setup, prompt_arguments=prompt_arguments,
+        compel_imports=compel_imports, compel=" compel" if compel_imports else "", steps=int(fields["Steps"]),
         guidance_scale=float(fields["CFG scale"]), size_arguments=size_arguments, seed=int(fields["Seed"]),
         pipeline_class=pipeline_class, start_settings=start_settings,
         pil="\nfrom PIL import Image" if start_settings else "",

@@ -29,7 +29,8 @@ from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import apply_lora, pipeline_lock
 from ..studio import Studio
 from .prompt_tokens import PromptToken, prompt_tokens
-from .weighted_prompts import attention_pieces, needs_embeddings, plain_text, weighted_embeddings
+from ...core.prompt_weights import attention_pieces, plain_text
+from .weighted_prompts import needs_embeddings, weighted_embeddings
 from .text2img import TextToImageRequest, text_to_image_fields
 
 MAX_DECODED_STEPS = 12  # each decode costs about a UNet step; a row of them is what the tab shows
@@ -116,8 +117,8 @@ class StepByStepRun:
         pipeline, request, scheduler = self.pipeline, self.request, self.scheduler
         device = pipeline._execution_device
         with self._lock:  # the tokenizer's settings are shared state
-            self.tokens = prompt_tokens(pipeline.tokenizer, plain_text(attention_pieces(request.prompt)))
-            self.negative_tokens = prompt_tokens(pipeline.tokenizer, plain_text(attention_pieces(request.negative_prompt)))
+            self.tokens, self.negative_tokens = (prompt_tokens(pipeline.tokenizer, plain_text(attention_pieces(text)))
+                                                 for text in (request.prompt, request.negative_prompt))
             embeddings = self.encode_prompts(device)
         self.embeddings_shape = tuple(embeddings.shape)
 

@@ -34,7 +34,8 @@ from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
 from ..models.tiny_autoencoders import check_tiny_autoencoder, tiny_autoencoder, tiny_decode
 from ..studio import Studio
-from .weighted_prompts import attention_pieces, chunk_count, needs_embeddings, plain_text, weighted_embeddings
+from ...core.prompt_weights import attention_pieces, plain_text
+from .weighted_prompts import chunk_count, needs_embeddings, weighted_embeddings
 
 logger = logging.getLogger(__name__)
 
