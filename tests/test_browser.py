@@ -234,11 +234,22 @@ def test_the_token_counter_counts_what_the_models_tokenizer_counts_as_it_is_type
 
     tokenizer = CLIPTokenizer.from_pretrained(models_dir / TINY_SD_MODEL / "tokenizer")
     panel = open_tab(page, "Text to image", "Negative prompt")
-    prompts = ["a red apple", "🍎🍏 apples and ❤️ hearts", "一只红色的苹果", "antidisestablishmentarianism "
-               "supercalifragilisticexpialidocious", "many red apples " * 30]
-    for prompt in prompts:
+    prompts = {"a red apple": "a red apple", "🍎🍏 apples and ❤️ hearts": "🍎🍏 apples and ❤️ hearts",
+               "一只红色的苹果": "一只红色的苹果",
+               "antidisestablishmentarianism supercalifragilisticexpialidocious":
+                   "antidisestablishmentarianism supercalifragilisticexpialidocious",
+               "a (red:1.3) apple, [[blurry]], \\(1990\\)": "a red apple, blurry, (1990)",  # weights are not words
+               "many red apples " * 30: "many red apples " * 30}
+    for prompt, words in prompts.items():
         replace_text(field(panel, "Prompt"), prompt)
-        used = len(tokenizer(prompt).input_ids)
+        used = len(tokenizer(words).input_ids)
         WebDriverWait(page, 20).until(lambda d: f"{used}/{CLIP_CONTEXT_LENGTH} tokens" in panel.text,
                                       f"{prompt!r}: expected {used} tokens, the page shows {panel.text[:300]!r}")
-    assert used > CLIP_CONTEXT_LENGTH and f"does not read the last {used - CLIP_CONTEXT_LENGTH}" in panel.text
+    assert used > CLIP_CONTEXT_LENGTH and (f"encoded in 2 chunks, or the last {used - CLIP_CONTEXT_LENGTH} cut"
+                                           in panel.text)
+    # Generating says so too; ticked, the box cuts the prompt instead.
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "encoded in 2 chunks." in panel.text)
+    field(panel, "Cut long prompts at the context").click()
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(lambda d: "Prompt truncated" in panel.text)
