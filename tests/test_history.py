@@ -3,6 +3,8 @@ again pixel for pixel, surviving a restart. (On a public server each browser see
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from diffusion_app.service.history import History
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 from diffusion_app.ui import build_app
+from diffusion_app.ui.history import restored_inputs
 from conftest import TINY_MODEL
 from running_app import serving
 
@@ -101,3 +104,13 @@ def test_an_inpainting_sent_back_restores_the_picture_and_mask_and_makes_it_agai
         _, again, _ = client.predict(TINY_MODEL, editor_again, handle_file(mask_value), *options[:-2], seed, False,
                                      api_name="/generate_inpaint")
         assert np.array_equal(np.asarray(Image.open(again[0]["image"])), np.asarray(made))
+
+
+def test_a_run_kept_before_its_tab_gained_a_control_leaves_that_control_as_it_is():
+    """Text to image gained "Cut long prompts" as its last input; runs kept before it still go back to the tab."""
+    kept = SimpleNamespace(inputs=["red heart", 7, True], parameters="red heart\nSteps: 4, Seed: 7", position=0)
+    components = [gr.Textbox(label="Prompt"), gr.Number(label="Seed"), gr.Checkbox(label="Random seed"),
+                  gr.Checkbox(label="Cut long prompts at the context")]
+    restored = restored_inputs(kept, components)
+    assert restored[:3] == ["red heart", 7, False] and len(restored) == 4
+    assert restored[3] == gr.skip()

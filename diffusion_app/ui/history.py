@@ -110,8 +110,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState, tabs: gr.Tabs, tab_in
 
 
 def restored_inputs(image, components: list) -> list:
-    """The run's inputs for its tab's controls: with the seed that made its first image, not a new random one."""
-    values = list(image.inputs)
+    """The run's inputs for its tab's controls: with the seed that made its first image, not a new random one. A run
+    kept before its tab gained a control (the last inputs are the newest) leaves that control as it is."""
+    values = list(image.inputs) + [gr.skip()] * (len(components) - len(image.inputs))
     seed = parse_parameters(image.parameters).get("Seed")
     for index, component in enumerate(components):
         label = english(getattr(component, "label", None))  # the page may have made it a translation key
