@@ -30,7 +30,7 @@ LCM = TrainingConfig(
     checkpointing_steps=50, save_images_steps=100, num_sample_images=16,
     validation_prompts=["red heart", "green apple", "dog face", "grinning face"], save_precision="fp16",
 )
-LCM_COLOURS = replace(LCM, learning_rate=2e-4, lr_warmup_steps=10, max_train_steps=400, lcm_guidance_min=6.0,
+LCM_COLOURS = replace(LCM, learning_rate=2e-4, lr_warmup_steps=10, max_train_steps=1000, lcm_guidance_min=6.0,
                       lcm_guidance_max=9.0)
 
 

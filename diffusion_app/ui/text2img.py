@@ -196,6 +196,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             raise error(str(err)) from err
         fields["lora"] = fields.get("lora") or ""  # an image made without a LoRA clears the chooser
         fields.setdefault("tiny_final_decode", False)  # an image the VAE decoded
+        fields.setdefault("truncate_long_prompts", False)  # long prompts in chunks
         if fields.get("tiny_autoencoder") not in (None, *studio.model_names(TINY_AUTOENCODER)):
             notes.append(f"VAE {fields.pop('tiny_autoencoder')!r} is not a tiny autoencoder listed here")
             fields["tiny_final_decode"] = False

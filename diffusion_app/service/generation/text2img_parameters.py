@@ -41,7 +41,8 @@ def request_fields(text: str) -> tuple[dict, list[str]]:
     if "VAE" in parsed:  # this app names the tiny autoencoder that decoded the image here, as AUTOMATIC1111 its VAE
         fields["tiny_autoencoder"] = parsed["VAE"]
         fields["tiny_final_decode"] = True
-    fields["truncate_long_prompts"] = parsed.get("Long prompts") == "truncated"
+    if parsed.get("Long prompts") == "truncated":
+        fields["truncate_long_prompts"] = True
     return fields, notes
 
 
