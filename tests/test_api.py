@@ -147,9 +147,10 @@ def test_colour_guidance_side_by_side_with_loss_plot(client):
 
 def test_clip_guidance_with_a_local_checkpoint(client, tiny_clip):
     config, checkpoint = tiny_clip
-    gallery, plot, report = client.predict(
+    gallery, plot, report, unguided = client.predict(
         "tiny-ddpm", "a red apple", "tiny-random-clip", str(checkpoint), 50, "exact", 3, 2, 6, "DDIM", 2, 0, 1, 5,
         False, api_name="/generate_clip_guidance")
+    assert unguided == []  # "Unguided vs guided" is off unless asked
     images = gallery_images(gallery)
     params = parse_parameters(read_parameters(images[0]))
     assert params["Prompt"] == "a red apple" and params["Guidance"] == "CLIP" and params["Cutouts"] == "3"
@@ -158,8 +159,21 @@ def test_clip_guidance_with_a_local_checkpoint(client, tiny_clip):
     assert "3 cutouts" in report and "tiny-random-clip" in report
 
 
+def test_clip_guidance_samples_unguided_from_the_same_seeds_when_asked(client, tiny_clip):
+    arguments = ("tiny-ddpm", "a red apple", "tiny-random-clip", str(tiny_clip[1]), 200, "fast", 2, 2, 4, "DDIM", 1,
+                 0, 1, 5, False)
+    gallery, plot, report, unguided = client.predict(*arguments, True, api_name="/generate_clip_guidance")
+    guided, unguided = gallery_images(gallery), gallery_images(unguided)
+    assert len(unguided) == 2 and "unguided in" in report
+    assert {row["run"] for row in loss_rows(plot)} == {"guided", "unguided"}
+    assert [parse_parameters(read_parameters(image))["Seed"] for image in unguided] == ["5", "6"]
+    assert not np.array_equal(np.asarray(guided[0]), np.asarray(unguided[0]))  # the scale of 200 steered it
+    alone, _, _, _ = client.predict(*arguments, api_name="/generate_clip_guidance")
+    assert np.array_equal(np.asarray(gallery_images(alone)[0]), np.asarray(guided[0]))  # the same guided images
+
+
 def test_clip_guidance_says_when_the_prompt_was_truncated(client, tiny_clip):
-    _, _, report = client.predict(
+    _, _, report, _ = client.predict(
         "tiny-ddpm", "a red apple " * 10, "tiny-random-clip", str(tiny_clip[1]), 10, "fast", 1, 1, 2, "DDIM", 1, 0,
         1, 0, False, api_name="/generate_clip_guidance")
     assert "so it was truncated" in report

@@ -116,6 +116,33 @@ def test_colour_guidance_tab_shows_unguided_and_guided_with_the_loss_plot(page):
     assert len(halves) == 2 and halves[1] == response.content  # unguided, then the first guided image
 
 
+def test_clip_guidance_compares_unguided_and_guided_on_a_slider(page, tiny_clip):
+    panel = open_tab(page, "CLIP guidance", "CLIP weights")
+    choose_option(page, panel, "CLIP model", tiny_clip[0].stem)  # the tiny CLIP of DS_CLIP_CONFIGS, offline
+    weights, checkpoint, kept = field(panel, "CLIP weights"), str(tiny_clip[1]), []
+
+    def typed_and_kept(_):
+        """The weights typed in, once the choice's suggestion ("openai", which may come after) no longer resets them."""
+        if weights.get_attribute("value") != checkpoint:
+            replace_text(weights, checkpoint)
+            kept.clear()
+        kept.append(True)
+        return len(kept) >= 3
+
+    WebDriverWait(page, 20, poll_frequency=0.5).until(typed_and_kept)
+    set_number(panel, "Steps", 4)
+    field(panel, "Unguided vs guided").click()
+    button(panel, "Generate").click()
+    WebDriverWait(page, GENERATION_TIMEOUT).until(
+        lambda d: "unguided in" in panel.text and gallery_images(panel, "Unguided (same seed)"))
+    first = {label: httpx.get(gallery_images(panel, label)[0].get_attribute("src"), timeout=10).content
+             for label in ("Unguided (same seed)", "Samples (previews show the predicted clean images)")}
+    compared = WebDriverWait(page, 20).until(
+        lambda d: gallery_images(panel, "Unguided and guided (the first image of each)"))
+    halves = [httpx.get(image.get_attribute("src"), timeout=10).content for image in compared]
+    assert halves == list(first.values())  # unguided, then the first guided image
+
+
 def test_text2img_generates_and_reads_its_parameters_back(page, tmp_path):
     panel = open_tab(page, "Text to image", "CFG scale")
     prompt = panel.find_element(By.CSS_SELECTOR, "textarea[placeholder^='e.g. a watercolor']")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 
 from ..catalog import UNCONDITIONAL
@@ -16,6 +18,7 @@ from ..service.generation.guidance import GUIDANCE_METHODS, GuidedRun
 from ..service.generation.sampling import MAX_STEPS
 from ..service.studio import Studio
 from ..service.generation.sweep import AxisKind
+from .before_after import before_after_slider, show_before_after
 from .code_panel import code_panel
 from .common import (examples, how_it_works, model_dropdown, reports_errors, run_buttons, runs_on_gpu,
                      sampling_request, seed_controls, zip_download)
@@ -72,9 +75,13 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             scheduler = gr.Radio(list(UNCONDITIONAL_SCHEDULERS), value="DDIM", label="Scheduler")
             every, start, end = schedule_controls()
             seed, random_seed = seed_controls()
+            side_by_side = gr.Checkbox(value=False, label="Unguided vs guided",
+                                       info="Also sample without guidance from the same seed (twice the time).")
             generate, stop = run_buttons()
         with gr.Column(scale=2):
             gallery = output_gallery("Samples (previews show the predicted clean images)", type="filepath", columns=4)
+            unguided_gallery = output_gallery("Unguided (same seed)", columns=4)
+            compared = before_after_slider("Unguided and guided (the first image of each)")
             plot = loss_plot()
             report = gr.Markdown()
             zip_download(studio, gallery)
@@ -88,7 +95,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     @reports_errors
     def generate_clip_guidance(model_name, prompt_text, architecture_name, weights_value, scale_value, method_value,
                                cutout_count, count, step_count, scheduler_name, every_value, start_value, end_value,
-                               seed_value, use_random_seed, progress=gr.Progress()):
+                               seed_value, use_random_seed, compare=False, progress=gr.Progress()):
         """Sample an unconditional model while CLIP pulls the predicted clean image toward a text prompt.
 
         Args:
@@ -107,6 +114,7 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
             end_value: fraction of the steps where guidance ends, 0-1.
             seed_value: seed of the first image, 0 to 2**32-1.
             use_random_seed: draw a random seed instead; the seed used is reported.
+            compare: also sample without guidance from the same seeds, for the before/after slider.
         """
         request = sampling_request(model_name, count, step_count, seed_value, use_random_seed,
                                    scheduler=scheduler_name).validated(max_batch)
@@ -115,19 +123,26 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
         clip_prompt = ClipPrompt(ClipSpec(architecture_name, weights_value), prompt_text, cutout_count)
         runs = {"guided": studio.start(GuidedRun, request, guidance, clip_prompt)}
         objective = runs["guided"].objective
+        if compare:  # the same seeds, scale 0: what the model draws unsteered
+            runs["unguided"] = studio.start(GuidedRun, runs["guided"].request, replace(guidance, scale=0.0),
+                                            clip_prompt)
         if objective.truncation:
             gr.Warning(tr(objective.truncation))
-        for _, step in follow(runs, progress):
+        for label, step in follow(runs, progress):
             # Yielding every step lets Stop take effect after the current step.
-            yield (to_pil(step.pred_original) if is_preview(step) else gr.skip(), plot_update(step, runs),
-                   tr(f"Step {step.index + 1}/{step.total}"))
+            preview = label == "guided" and is_preview(step)
+            yield (to_pil(step.pred_original) if preview else gr.skip(), plot_update(step, runs),
+                   tr(f"{label}: step {step.index + 1}/{step.total}" if compare else
+                      f"Step {step.index + 1}/{step.total}"), gr.skip())
         guided = runs["guided"]
+        unguided = f", unguided in {timing(runs['unguided'])}" if compare else ""
         report = [f"Seed {request.seed} · {request.steps} {request.scheduler} steps · guidance scale "
                   f"{guidance.scale:g} ({guidance.method}) · {objective.cutouts} cutouts · "
-                  f"{objective.clip_label} · {timing(guided)}"]
+                  f"{objective.clip_label} · {timing(guided)}{unguided}"]
         if objective.truncation:
             report.append(objective.truncation)
-        yield guided.images(), loss_frame(runs), "\n\n".join(map(tr, report))
+        unguided_images = runs["unguided"].images() if compare else []
+        yield guided.images(), loss_frame(runs), "\n\n".join(map(tr, report)), unguided_images
 
     def suggest_weights(name):
         """The weights that go with a CLIP model: its folder's for a bundled one, OpenAI's for open_clip's."""
@@ -136,9 +151,11 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
 
     architecture.change(suggest_weights, architecture, weights, api_visibility="private")
     inputs = [model, prompt, architecture, weights, scale, method, cutouts, num_images, steps, scheduler, every, start,
-              end, seed, random_seed]
+              end, seed, random_seed, side_by_side]
+    # The unguided gallery is the last output and its box the last input, so older API calls still work.
     run_event = run_and_stop(studio, generate, stop, generate_clip_guidance, [*inputs, visitor_id],
-                             [gallery, plot, report], report, api_name="generate_clip_guidance")
+                             [gallery, plot, report, unguided_gallery], report, api_name="generate_clip_guidance")
+    show_before_after(run_event, unguided_gallery, gallery, compared)
     code_panel(studio, run_event, gallery, "CLIP guidance")
     sweep_panel(studio, "clip-guidance", generate_clip_guidance, inputs, SweepTab(
         {"Model": SweepInput(0, AxisKind("text")),
@@ -154,9 +171,9 @@ def build_tab(studio: Studio, visitor_id: gr.BrowserState) -> list:
     if default:
         clip = offered[0]
         examples([[default, "red heart", clip.architecture, clip.weights, 10, "fast", 8,
-                   min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False],
+                   min(2, max_batch), 50, "DDIM", 1, 0, 1, 0, False, True],
                   [default, "grinning face", clip.architecture, clip.weights, 20, "exact",
-                   16, 1, 50, "DDIM", 2, 0, 0.8, 3, False]],
+                   16, 1, 50, "DDIM", 2, 0, 0.8, 3, False, False]],
                  inputs, label="Examples (offline with the bundled CLIP)" if clip.weights == LOCAL_WEIGHTS
                  else "Examples (CLIP weights download on first use)")
     return inputs
