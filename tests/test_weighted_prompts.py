@@ -17,7 +17,7 @@ from diffusion_app.service.generation.text2img_parameters import request_fields,
 from diffusion_app.service.studio import Studio
 from diffusion_app.settings import Settings
 
-# Over 110 tokens: past the 75 CLIP reads between its start and end tokens, so "zebra giraffe" is in a second chunk.
+# 124 tokens: past the 75 CLIP reads between its start and end tokens, so "zebra giraffe" is in a second chunk.
 LONG_PROMPT = "a red fox, " + ", ".join(["in the snow"] * 29) + ", zebra giraffe"
 OTHER_ENDING = LONG_PROMPT.replace("zebra giraffe", "purple castle")
 
