@@ -62,5 +62,16 @@ def plain_text(pieces: list[Piece]) -> str:
     return "".join(piece.text for piece in pieces)
 
 
+def prompt_words(prompt: str) -> str:
+    """The words of a prompt as the text encoder reads them: `(red:1.3) apple` is "red apple"."""
+    return plain_text(attention_pieces(prompt))
+
+
 def is_weighted(pieces: list[Piece]) -> bool:
     return any(piece.weight != 1 for piece in pieces)
+
+
+def chunk_count(token_count: int, context: int) -> int:
+    """How many context-long chunks a prompt of `token_count` tokens (start and end included) is encoded in: each
+    chunk holds context - 2 words between its own start and end tokens."""
+    return max(1, -(-(token_count - 2) // (context - 2)))

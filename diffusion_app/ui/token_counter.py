@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..catalog import TEXT_TO_IMAGE
+from ..core.prompt_weights import chunk_count
 from ..service.models.prompt_tokens import prompt_tokens
 from ..service.studio import Studio
 from .common import chosen_entry
@@ -31,9 +32,8 @@ def token_counter(studio: Studio, model: gr.Dropdown, prompt: gr.Textbox) -> gr.
             return ""
         if used <= limit:
             return tr(f"{used}/{limit} tokens")
-        chunks = -(-(used - 2) // (limit - 2))  # each chunk holds limit - 2 words between its start and end tokens
-        return tr(f"**{used}/{limit} tokens**: encoded in {chunks} chunks, or the last {used - limit} cut when "
-                  f"long prompts are cut")
+        return tr(f"**{used}/{limit} tokens**: encoded in {chunk_count(used, limit)} chunks, or the last "
+                  f"{used - limit} cut when long prompts are cut")
 
     gr.on([prompt.change, model.change], count, [model, prompt], counter, trigger_mode="always_last",
           show_progress="hidden", api_visibility="private", queue=False)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..studio import Studio
 from .prompt_tokens import PromptToken, prompt_tokens
-from ...core.prompt_weights import attention_pieces, plain_text
+from ...core.prompt_weights import prompt_words
 from .sampling import require_int
 from .text2img import TextToImageRequest, TextToImageRun
 from ...core.denoising import eager_module
@@ -130,7 +130,7 @@ class AttentionMapRun(TextToImageRun):
         if eager_module(unet) is not unet:
             raise ValueError("Attention maps need the model uncompiled: start the app without DS_COMPILE.")
         with self._lock:  # a fast tokenizer's settings are shared state
-            self.tokens = prompt_tokens(self.pipeline.tokenizer, plain_text(attention_pieces(self.request.prompt)))
+            self.tokens = prompt_tokens(self.pipeline.tokenizer, prompt_words(self.request.prompt))
         scale = self.pipeline.vae_scale_factor
         self.totals = AttentionTotals((self.request.height // scale, self.request.width // scale),
                                       self.request.guidance_scale > 1, lambda: self.steps_done, first_step, last_step)

@@ -5,7 +5,7 @@ image without the app."""
 
 from __future__ import annotations
 
-from ...core.prompt_weights import attention_pieces, plain_text
+from ...core.prompt_weights import attention_pieces, prompt_words
 from .weighted_prompts import needs_embeddings
 
 COMPEL_SETUP = '''\
@@ -37,8 +37,8 @@ def prompt_code(fields: dict, tokenizer) -> tuple[str, str, str]:
     prompt, negative_prompt = fields.get("Prompt", ""), fields.get("Negative prompt", "")
     truncate = fields.get("Long prompts") == "truncated"
     if not needs_embeddings(tokenizer, [prompt, negative_prompt], truncate):
-        arguments = (f"    prompt={plain_text(attention_pieces(prompt))!r},\n"
-                     f"    negative_prompt={plain_text(attention_pieces(negative_prompt))!r},")
+        arguments = (f"    prompt={prompt_words(prompt)!r},\n"
+                     f"    negative_prompt={prompt_words(negative_prompt)!r},")
         return "", "", arguments
     guided = float(fields.get("CFG scale", 1)) > 1
     setup = COMPEL_SETUP.format(

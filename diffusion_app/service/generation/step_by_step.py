@@ -29,7 +29,7 @@ from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import apply_lora, pipeline_lock
 from ..studio import Studio
 from .prompt_tokens import PromptToken, prompt_tokens
-from ...core.prompt_weights import attention_pieces, plain_text
+from ...core.prompt_weights import prompt_words
 from .weighted_prompts import needs_embeddings, weighted_embeddings
 from .text2img import TextToImageRequest, text_to_image_fields
 
@@ -117,7 +117,7 @@ class StepByStepRun:
         pipeline, request, scheduler = self.pipeline, self.request, self.scheduler
         device = pipeline._execution_device
         with self._lock:  # the tokenizer's settings are shared state
-            self.tokens, self.negative_tokens = (prompt_tokens(pipeline.tokenizer, plain_text(attention_pieces(text)))
+            self.tokens, self.negative_tokens = (prompt_tokens(pipeline.tokenizer, prompt_words(text))
                                                  for text in (request.prompt, request.negative_prompt))
             embeddings = self.encode_prompts(device)
         self.embeddings_shape = tuple(embeddings.shape)
@@ -169,7 +169,7 @@ class StepByStepRun:
                                           guided=self.guided)
             embeddings = [encoded["negative_prompt_embeds"]] * self.guided + [encoded["prompt_embeds"]]
             return torch.cat(embeddings).to(device)
-        prompt, negative_prompt = (plain_text(attention_pieces(text)) for text in prompts)  # "(red:1)" is "red"
+        prompt, negative_prompt = (prompt_words(text) for text in prompts)  # "(red:1)" is "red"
         embeddings = self.encode(prompt, device)
         if self.guided:  # the negative prompt first, as the pipeline batches them
             embeddings = torch.cat([self.encode(negative_prompt, device), embeddings])

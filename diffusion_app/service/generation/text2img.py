@@ -34,8 +34,8 @@ from ...core.schedulers import TEXT_TO_IMAGE_SCHEDULERS, make_scheduler
 from ..models.lora_adapters import MAX_LORA_WEIGHT, apply_lora, check_lora, pipeline_lock
 from ..models.tiny_autoencoders import check_tiny_autoencoder, tiny_autoencoder, tiny_decode
 from ..studio import Studio
-from ...core.prompt_weights import attention_pieces, plain_text
-from .weighted_prompts import chunk_count, needs_embeddings, weighted_embeddings
+from ...core.prompt_weights import prompt_words
+from .weighted_prompts import needs_embeddings, prompt_chunks, weighted_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class TextToImageRun:
             else:
                 self.truncated = {}
                 self.chunks = {label: count for label, text in prompts.items()
-                               if (count := chunk_count(shared.tokenizer, text)) > 1}
+                               if (count := prompt_chunks(shared.tokenizer, text)) > 1}
         self.images: list[Image.Image] | None = None
         self.flagged: list[bool] = []  # the safety checker's verdict per image, for models that have one
         self.seconds = 0.0
@@ -199,8 +199,8 @@ class TextToImageRun:
         request = self.request
         prompts = [request.prompt, request.negative_prompt]
         if not needs_embeddings(self.pipeline.tokenizer, prompts, request.truncate_long_prompts):
-            return {"prompt": plain_text(attention_pieces(request.prompt)),
-                    "negative_prompt": plain_text(attention_pieces(request.negative_prompt))}
+            return {"prompt": prompt_words(request.prompt),
+                    "negative_prompt": prompt_words(request.negative_prompt)}
         return weighted_embeddings(self.pipeline, *prompts, truncate=request.truncate_long_prompts,
                                    guided=request.guidance_scale > 1)
 
@@ -283,7 +283,7 @@ def pipeline_for_request(shared: DiffusionPipeline, scheduler) -> DiffusionPipel
 
 def truncated_part(tokenizer, text: str) -> str | None:
     """The end of a prompt that the text encoder will not see (CLIP reads 77 tokens, start and end included)."""
-    ids = tokenizer(plain_text(attention_pieces(text))).input_ids
+    ids = tokenizer(prompt_words(text)).input_ids
     limit = tokenizer.model_max_length
     return tokenizer.decode(ids[limit - 1:-1]) if len(ids) > limit else None
 

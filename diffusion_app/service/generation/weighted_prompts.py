@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ...core.prompt_weights import attention_pieces, is_weighted, plain_text
+from ...core.prompt_weights import attention_pieces, chunk_count, is_weighted, plain_text, prompt_words
 
 
 def needs_embeddings(tokenizer, prompts: list[str], truncate: bool) -> bool:
@@ -27,10 +27,9 @@ def needs_embeddings(tokenizer, prompts: list[str], truncate: bool) -> bool:
     return False
 
 
-def chunk_count(tokenizer, prompt: str) -> int:
+def prompt_chunks(tokenizer, prompt: str) -> int:
     """How many context-long chunks a long prompt is encoded in (1 when it fits)."""
-    words = len(tokenizer(plain_text(attention_pieces(prompt))).input_ids) - 2
-    return max(1, -(-words // (tokenizer.model_max_length - 2)))
+    return chunk_count(len(tokenizer(prompt_words(prompt)).input_ids), tokenizer.model_max_length)
 
 
 def weighted_embeddings(pipeline, prompt: str, negative_prompt: str, truncate: bool, guided: bool) -> dict:

@@ -9,7 +9,7 @@ import functools
 from transformers import CLIPTokenizer
 
 from ...catalog import ModelEntry
-from ...core.prompt_weights import attention_pieces, plain_text
+from ...core.prompt_weights import prompt_words
 
 
 @functools.lru_cache(maxsize=32)
@@ -22,4 +22,4 @@ def prompt_tokens(entry: ModelEntry, text: str, offline: bool) -> tuple[int, int
     """(the tokens the prompt takes, start and end tokens included, its weights' syntax not; the most the text
     encoder reads in one chunk)."""
     tokenizer = tokenizer_of(entry.source, offline)
-    return len(tokenizer(plain_text(attention_pieces(text))).input_ids), tokenizer.model_max_length
+    return len(tokenizer(prompt_words(text)).input_ids), tokenizer.model_max_length
